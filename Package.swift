@@ -1,0 +1,48 @@
+// swift-tools-version: 6.0
+import Foundation
+import PackageDescription
+
+// Kernels are compiled for the build machine's CPU by default. For a binary that runs on
+// other x86-64 machines set NANODECODER_CPU=haswell (AVX2 + FMA) before building.
+// Without any target CPU Swift emits SSE2 code and SIMD math becomes scalar libm calls.
+let targetCPU = ProcessInfo.processInfo.environment["NANODECODER_CPU"] ?? "native"
+let cpuFlags: [String] = targetCPU == "native"
+    ? ["-Xcc", "-march=native"]
+    : ["-target-cpu", targetCPU, "-Xcc", "-march=\(targetCPU)"]
+let kernelSwiftSettings: [SwiftSetting] = [.unsafeFlags(cpuFlags)]
+let kernelCSettings: [CSetting] = [.unsafeFlags(["-O3", "-march=\(targetCPU)"])]
+
+let package = Package(
+    name: "Nanodecoder",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "nanodecoder", targets: ["NanodecoderCLI"]),
+        .library(name: "NanoEngine", targets: ["NanoEngine"]),
+        .library(name: "NanoCPU", targets: ["NanoCPU"]),
+        .library(name: "NanoNN", targets: ["NanoNN"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C shims: the oneDNN matmul primitive (2.x and 3.x C APIs) and vector math helpers.
+        .target(name: "CDNNLShim", cSettings: kernelCSettings, linkerSettings: [.linkedLibrary("dnnl")]),
+        .target(name: "CKernelMath", cSettings: kernelCSettings),
+
+        // Layer 1: tensors, dtypes, devices, autograd, ops (backend-independent).
+        .target(name: "NanoEngine", swiftSettings: kernelSwiftSettings),
+        // Layer 2: the CPU backend (oneDNN GEMM, Swift SIMD kernels, caching allocator).
+        .target(name: "NanoCPU", dependencies: ["NanoEngine", "CDNNLShim", "CKernelMath"],
+                swiftSettings: kernelSwiftSettings),
+        // Layer 3: modules and initialisers.
+        .target(name: "NanoNN", dependencies: ["NanoEngine", "NanoCPU"]),
+        // Command-line tool.
+        .executableTarget(name: "NanodecoderCLI",
+                          dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "CDNNLShim",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: kernelSwiftSettings),
+
+        .testTarget(name: "NanoEngineTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN"],
+                    resources: [.copy("Fixtures")]),
+    ]
+)

@@ -1,0 +1,100 @@
+// Vector math for the Swift SIMD kernels. Swift's stdlib scalarises sqrt, exp and
+// comparisons-with-select on SIMD16<Float>; these clang ext_vector helpers inline into
+// Swift code as real vector instructions (see shared notes: platform.md §2).
+#ifndef ND_KERNEL_MATH_H
+#define ND_KERNEL_MATH_H
+#include <stdint.h>
+
+typedef float nd_f32x16 __attribute__((ext_vector_type(16)));
+typedef int32_t nd_i32x16 __attribute__((ext_vector_type(16)));
+typedef uint32_t nd_u32x16 __attribute__((ext_vector_type(16)));
+
+#define ND_INLINE static inline __attribute__((always_inline))
+
+ND_INLINE nd_f32x16 nd_max(nd_f32x16 a, nd_f32x16 b) { return __builtin_elementwise_max(a, b); }
+ND_INLINE nd_f32x16 nd_min(nd_f32x16 a, nd_f32x16 b) { return __builtin_elementwise_min(a, b); }
+ND_INLINE nd_f32x16 nd_sqrt(nd_f32x16 x) { return __builtin_elementwise_sqrt(x); }
+typedef float nd_f32x8 __attribute__((ext_vector_type(8)));
+typedef float nd_f32x4 __attribute__((ext_vector_type(4)));
+/// Horizontal sum by halves (a tree, not a serial chain).
+ND_INLINE float nd_hsum(nd_f32x16 x) {
+    nd_f32x8 a = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
+    nd_f32x4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    return (b.x + b.z) + (b.y + b.w);
+}
+ND_INLINE float nd_hmax(nd_f32x16 x) { return __builtin_reduce_max(x); }
+
+/// exp(x), Cephes-style: 2^n · p(r) with r = x − n·ln2, |r| ≤ ln2/2. Max rel. error ~2 ulp.
+ND_INLINE nd_f32x16 nd_exp(nd_f32x16 x) {
+    x = nd_min(nd_max(x, (nd_f32x16)(-87.3f)), (nd_f32x16)(88.3f));
+    nd_f32x16 n = __builtin_elementwise_roundeven(x * 1.44269504088896341f);
+    nd_f32x16 r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    nd_f32x16 p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    nd_i32x16 e = (__builtin_convertvector(n, nd_i32x16) + 127) << 23;
+    return p * (nd_f32x16)e;
+}
+
+/// tanh(x) = 1 − 2/(exp(2x)+1), accurate to ~1e-7 absolute.
+ND_INLINE nd_f32x16 nd_tanh(nd_f32x16 x) {
+    nd_f32x16 e = nd_exp(2.0f * x);
+    return 1.0f - 2.0f / (e + 1.0f);
+}
+
+/// log(x) for x > 0 (Cephes logf).
+ND_INLINE nd_f32x16 nd_log(nd_f32x16 x) {
+    nd_i32x16 bits = (nd_i32x16)x;
+    nd_i32x16 ex = ((bits >> 23) & 0xff) - 126;
+    nd_f32x16 m = (nd_f32x16)((bits & 0x807fffff) | 0x3f000000);  // mantissa in [0.5, 1)
+    nd_i32x16 small = m < 0.70710678f;                              // -1 where true
+    nd_f32x16 e = __builtin_convertvector(ex + small, nd_f32x16);
+    m = m + ((nd_f32x16)(small & (nd_i32x16)m)) - 1.0f;
+    nd_f32x16 z = m * m;
+    nd_f32x16 y = 7.0376836292e-2f;
+    y = y * m - 1.1514610310e-1f;
+    y = y * m + 1.1676998740e-1f;
+    y = y * m - 1.2420140846e-1f;
+    y = y * m + 1.4249322787e-1f;
+    y = y * m - 1.6668057665e-1f;
+    y = y * m + 2.0000714765e-1f;
+    y = y * m - 2.4999993993e-1f;
+    y = y * m + 3.3333331174e-1f;
+    y = y * m * z;
+    y = y + e * -2.12194440e-4f;
+    y = y - 0.5f * z;
+    return m + y + e * 0.693359375f;
+}
+
+/// Select: where mask (from a comparison, -1 = true) pick a else b.
+ND_INLINE nd_f32x16 nd_select(nd_i32x16 mask, nd_f32x16 a, nd_f32x16 b) {
+    return (nd_f32x16)((mask & (nd_i32x16)a) | (~mask & (nd_i32x16)b));
+}
+ND_INLINE nd_f32x16 nd_gt_zero_select(nd_f32x16 x, nd_f32x16 a, nd_f32x16 b) {
+    return nd_select(x > 0.0f, a, b);
+}
+
+/// float32 → bfloat16 with round-to-nearest-even (NaN kept quiet).
+ND_INLINE void nd_f32_to_bf16(const float *src, uint16_t *dst, long n) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        nd_u32x16 b;
+        __builtin_memcpy(&b, src + i, 64);
+        nd_u32x16 r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+        for (int j = 0; j < 16; j++) dst[i + j] = (uint16_t)r[j];
+    }
+    for (; i < n; i++) {
+        uint32_t b; __builtin_memcpy(&b, src + i, 4);
+        if ((b & 0x7fffffffu) > 0x7f800000u) dst[i] = (uint16_t)((b >> 16) | 0x40);
+        else dst[i] = (uint16_t)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+    }
+}
+ND_INLINE void nd_bf16_to_f32(const uint16_t *src, float *dst, long n) {
+    for (long i = 0; i < n; i++) { uint32_t b = (uint32_t)src[i] << 16; __builtin_memcpy(dst + i, &b, 4); }
+}
+#endif

@@ -1,0 +1,261 @@
+import CKernelMath
+import Foundation
+import NanoEngine
+
+/// The CPU backend: oneDNN for GEMM, Swift SIMD kernels for everything else, host memory from
+/// a caching allocator.
+public final class CPUBackend: Backend, @unchecked Sendable {
+    public let device = Device.cpu
+    public let allocator = CachingAllocator()
+    public let gemm = OneDNNMatmul()
+
+    public init() {}
+
+    public static func makeDefault() -> CPUBackend { CPUBackend() }
+
+    /// The registered CPU backend.
+    public static var shared: CPUBackend {
+        // Device.cpu.backend registers the default instance on first use.
+        (try? Device.cpu.backend) as! CPUBackend
+    }
+
+    public var name: String { "cpu (oneDNN \(OneDNNMatmul.version), \(Parallel.threads) threads)" }
+
+    // MARK: Memory
+
+    public func allocate(byteCount: Int) throws -> Storage {
+        Storage(pointer: allocator.allocate(byteCount), byteCount: byteCount, device: .cpu, allocator: allocator)
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer, to t: Tensor) {
+        guard let base = bytes.baseAddress else { return }
+        t.rawPointer.copyMemory(from: base, byteCount: min(bytes.count, t.count * t.dtype.size))
+    }
+
+    public func read(_ t: Tensor, into bytes: UnsafeMutableRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
+        base.copyMemory(from: t.rawPointer, byteCount: min(bytes.count, t.count * t.dtype.size))
+    }
+
+    public func fill(_ t: Tensor, value: Float) {
+        let n = t.count
+        switch t.dtype {
+        case .float32: t.pointer(as: Float.self).update(repeating: value, count: n)
+        case .int32: t.pointer(as: Int32.self).update(repeating: Int32(value), count: n)
+        case .uint16: t.pointer(as: UInt16.self).update(repeating: UInt16(value), count: n)
+        case .bfloat16: t.pointer(as: UInt16.self).update(repeating: BFloat16.fromFloat(value), count: n)
+        case .float16: t.pointer(as: UInt16.self).update(repeating: Float16(value).bitPattern, count: n)
+        }
+    }
+
+    public func copy(_ src: Tensor, to dst: Tensor) {
+        let bytes = src.count * src.dtype.size
+        let s = src.rawPointer, d = dst.rawPointer
+        Parallel.forRange((bytes + 65535) / 65536, costPerItem: 16384) { r in
+            let lo = r.lowerBound * 65536, hi = min(r.upperBound * 65536, bytes)
+            (d + lo).copyMemory(from: s + lo, byteCount: hi - lo)
+        }
+    }
+
+    public func cast(_ src: Tensor, to dst: Tensor) {
+        let n = src.count
+        if src.dtype == dst.dtype { copy(src, to: dst); return }
+        if src.dtype == .float32 && dst.dtype == .bfloat16 {
+            let s = src.pointer(as: Float.self), d = dst.pointer(as: UInt16.self)
+            Parallel.forRange(n, costPerItem: 4) { r in nd_f32_to_bf16(s + r.lowerBound, d + r.lowerBound, r.count) }
+            return
+        }
+        if src.dtype == .bfloat16 && dst.dtype == .float32 {
+            let s = src.pointer(as: UInt16.self), d = dst.pointer(as: Float.self)
+            Parallel.forRange(n, costPerItem: 4) { r in nd_bf16_to_f32(s + r.lowerBound, d + r.lowerBound, r.count) }
+            return
+        }
+        // General path through float32 values.
+        let load = Self.loader(src), store = Self.storer(dst)
+        Parallel.forRange(n, costPerItem: 4) { r in for i in r { store(i, load(i)) } }
+    }
+
+    private static func loader(_ t: Tensor) -> @Sendable (Int) -> Float {
+        let p = t.rawPointer
+        switch t.dtype {
+        case .float32: return { p.assumingMemoryBound(to: Float.self)[$0] }
+        case .int32: return { Float(p.assumingMemoryBound(to: Int32.self)[$0]) }
+        case .uint16: return { Float(p.assumingMemoryBound(to: UInt16.self)[$0]) }
+        case .bfloat16: return { BFloat16.toFloat(p.assumingMemoryBound(to: UInt16.self)[$0]) }
+        case .float16: return { Float(Float16(bitPattern: p.assumingMemoryBound(to: UInt16.self)[$0])) }
+        }
+    }
+
+    private static func storer(_ t: Tensor) -> @Sendable (Int, Float) -> Void {
+        let p = t.rawPointer
+        switch t.dtype {
+        case .float32: return { p.assumingMemoryBound(to: Float.self)[$0] = $1 }
+        case .int32: return { p.assumingMemoryBound(to: Int32.self)[$0] = Int32($1) }
+        case .uint16: return { p.assumingMemoryBound(to: UInt16.self)[$0] = UInt16($1) }
+        case .bfloat16: return { p.assumingMemoryBound(to: UInt16.self)[$0] = BFloat16.fromFloat($1) }
+        case .float16: return { p.assumingMemoryBound(to: UInt16.self)[$0] = Float16($1).bitPattern }
+        }
+    }
+
+    public func random(_ t: Tensor, _ distribution: RandomDistribution, seed: UInt64, offset: UInt64) {
+        randomFill(t.pointer(as: Float.self), t.count, distribution, seed: seed, offset: offset)
+    }
+
+    // MARK: Pointwise
+
+    public func unary(_ op: UnaryOp, _ x: Tensor, _ y: Tensor) {
+        unaryForward(op, x.pointer(as: Float.self), y.pointer(as: Float.self), x.count)
+    }
+
+    public func unaryBackward(_ op: UnaryOp, x: Tensor, dy: Tensor, dx: Tensor) {
+        NanoCPU.unaryBackward(op, x.pointer(as: Float.self), dy.pointer(as: Float.self), dx.pointer(as: Float.self), x.count)
+    }
+
+    public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
+        binaryKernel(op, a.pointer(as: Float.self), a.shape, b.pointer(as: Float.self), b.shape, out.pointer(as: Float.self), out.shape)
+    }
+
+    public func select(_ cond: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
+        selectKernel(cond.pointer(as: Float.self), cond.shape, a.pointer(as: Float.self), a.shape,
+                     b.pointer(as: Float.self), b.shape, out.pointer(as: Float.self), out.shape)
+    }
+
+    public func permute(_ x: Tensor, _ perm: [Int], _ out: Tensor) {
+        permuteKernel(x.rawPointer, x.shape, perm, out.rawPointer, elementSize: x.dtype.size)
+    }
+
+    public func copySlices(_ src: Tensor, _ srcView: AxisView, srcStart: Int, _ dst: Tensor, _ dstView: AxisView,
+                           dstStart: Int, length: Int) {
+        copySlicesKernel(src.rawPointer, srcView, srcStart: srcStart, dst.rawPointer, dstView, dstStart: dstStart,
+                         length: length, elementSize: src.dtype.size)
+    }
+
+    // MARK: GEMM
+
+    public func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, _ out: Tensor, batch: Int, m: Int, n: Int, k: Int,
+                       transA: Bool, transB: Bool, accumulate: Bool) {
+        let type: OneDNNMatmul.ElementType = a.dtype == .bfloat16 ? .bfloat16 : .float32
+        let biasPtr = bias.map { UnsafePointer($0.pointer(as: Float.self)) }
+        let sharedB = b.count == k * n && batch > 1
+        if sharedB && !transA {
+            // Shared weights: fold the batch into M, one GEMM.
+            gemm.run(type, a: a.rawPointer, b: b.rawPointer, bias: biasPtr, c: out.pointer(as: Float.self),
+                     m: batch * m, n: n, k: k, transA: false, transB: transB, accumulate: accumulate)
+        } else if sharedB {
+            let es = a.dtype.size
+            for i in 0..<batch {
+                gemm.run(type, a: a.rawPointer + i * m * k * es, b: b.rawPointer, bias: biasPtr,
+                         c: out.pointer(as: Float.self) + i * m * n, m: m, n: n, k: k, transA: true, transB: transB,
+                         accumulate: accumulate)
+            }
+        } else {
+            gemm.run(type, a: a.rawPointer, b: b.rawPointer, bias: biasPtr, c: out.pointer(as: Float.self), batch: batch,
+                     m: m, n: n, k: k, transA: transA, transB: transB, accumulate: accumulate)
+        }
+    }
+
+    // MARK: Rows and reductions
+
+    public func reduce(_ op: ReduceOp, _ x: Tensor, _ view: AxisView, _ out: Tensor) {
+        reduceKernel(op, x.pointer(as: Float.self), view, out.pointer(as: Float.self))
+    }
+
+    public func softmax(_ x: Tensor, _ y: Tensor, rows: Int, cols: Int, log: Bool) {
+        softmaxForward(x.pointer(as: Float.self), y.pointer(as: Float.self), rows: rows, cols: cols, log: log)
+    }
+
+    public func softmaxBackward(y: Tensor, dy: Tensor, dx: Tensor, rows: Int, cols: Int, log: Bool) {
+        NanoCPU.softmaxBackward(y.pointer(as: Float.self), dy.pointer(as: Float.self), dx.pointer(as: Float.self),
+                                rows: rows, cols: cols, log: log)
+    }
+
+    public func cumsum(_ x: Tensor, _ view: AxisView, _ out: Tensor, reverse: Bool) {
+        cumsumKernel(x.pointer(as: Float.self), view, out.pointer(as: Float.self), reverse: reverse)
+    }
+
+    public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float, y: Tensor, mean: Tensor, rstd: Tensor,
+                          rows: Int, cols: Int) {
+        layerNormForward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) },
+                         bias.map { UnsafePointer($0.pointer(as: Float.self)) }, eps: eps, y.pointer(as: Float.self),
+                         mean.pointer(as: Float.self), rstd.pointer(as: Float.self), rows: rows, cols: cols)
+    }
+
+    public func layerNormBackward(_ x: Tensor, weight: Tensor?, mean: Tensor, rstd: Tensor, dy: Tensor, dx: Tensor,
+                                  dweight: Tensor?, dbias: Tensor?, rows: Int, cols: Int) {
+        NanoCPU.layerNormBackward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) },
+                                  mean.pointer(as: Float.self), rstd.pointer(as: Float.self), dy.pointer(as: Float.self),
+                                  dx.pointer(as: Float.self), dweight?.pointer(as: Float.self), dbias?.pointer(as: Float.self),
+                                  rows: rows, cols: cols)
+    }
+
+    public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, y: Tensor, rstd: Tensor, rows: Int, cols: Int) {
+        rmsNormForward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) }, eps: eps,
+                       y.pointer(as: Float.self), rstd.pointer(as: Float.self), rows: rows, cols: cols)
+    }
+
+    public func rmsNormBackward(_ x: Tensor, weight: Tensor?, rstd: Tensor, dy: Tensor, dx: Tensor, dweight: Tensor?,
+                                rows: Int, cols: Int) {
+        NanoCPU.layerNormBackward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) },
+                                  rstd.pointer(as: Float.self), rstd.pointer(as: Float.self), dy.pointer(as: Float.self),
+                                  dx.pointer(as: Float.self), dweight?.pointer(as: Float.self), nil,
+                                  rows: rows, cols: cols, rmsOnly: true)
+    }
+
+    // MARK: Attention and loss
+
+    public func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, _ shape: AttentionShape) {
+        attentionForward(q.pointer(as: Float.self), k.pointer(as: Float.self), v.pointer(as: Float.self),
+                         out.pointer(as: Float.self), lse.pointer(as: Float.self), shape)
+    }
+
+    public func attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dout: Tensor,
+                                  dq: Tensor, dk: Tensor, dv: Tensor, _ shape: AttentionShape) {
+        NanoCPU.attentionBackward(q.pointer(as: Float.self), k.pointer(as: Float.self), v.pointer(as: Float.self),
+                                  out.pointer(as: Float.self), lse.pointer(as: Float.self), dout.pointer(as: Float.self),
+                                  dq.pointer(as: Float.self), dk.pointer(as: Float.self), dv.pointer(as: Float.self), shape)
+    }
+
+    public func crossEntropy(logits: Tensor, targets: Tensor, losses: Tensor, lse: Tensor, rows: Int, classes: Int,
+                             ignoreIndex: Int32) {
+        crossEntropyForward(logits.pointer(as: Float.self), targets.pointer(as: Int32.self), losses.pointer(as: Float.self),
+                            lse.pointer(as: Float.self), rows: rows, classes: classes, ignoreIndex: ignoreIndex)
+    }
+
+    public func crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dlogits: Tensor, scale: Float,
+                                     rows: Int, classes: Int, ignoreIndex: Int32) {
+        NanoCPU.crossEntropyBackward(logits.pointer(as: Float.self), targets.pointer(as: Int32.self), lse.pointer(as: Float.self),
+                                     dlogits.pointer(as: Float.self), scale: scale, rows: rows, classes: classes,
+                                     ignoreIndex: ignoreIndex)
+    }
+
+    // MARK: Indexing
+
+    public func indexSelect(_ x: Tensor, _ view: AxisView, index: Tensor, _ out: Tensor) {
+        indexSelectKernel(x.rawPointer, view, index.pointer(as: Int32.self), index.count, out.rawPointer, elementSize: x.dtype.size)
+    }
+
+    public func indexAdd(_ src: Tensor, index: Tensor, _ out: Tensor, _ outView: AxisView) {
+        indexAddKernel(src.pointer(as: Float.self), index.pointer(as: Int32.self), index.count, out.pointer(as: Float.self), outView)
+    }
+
+    public func gather(_ x: Tensor, _ view: AxisView, index: Tensor, _ out: Tensor, indexAxis: Int) {
+        gatherKernel(x.pointer(as: Float.self), view, index.pointer(as: Int32.self), out.pointer(as: Float.self), indexAxis: indexAxis)
+    }
+
+    public func scatterAdd(_ src: Tensor, index: Tensor, indexAxis: Int, _ out: Tensor, _ outView: AxisView) {
+        scatterAddKernel(src.pointer(as: Float.self), index.pointer(as: Int32.self), indexAxis: indexAxis,
+                         out.pointer(as: Float.self), outView)
+    }
+
+    public func topK(_ x: Tensor, rows: Int, cols: Int, k: Int, values: Tensor, indices: Tensor) {
+        topKKernel(x.pointer(as: Float.self), rows: rows, cols: cols, k: k, values.pointer(as: Float.self),
+                   indices.pointer(as: Int32.self))
+    }
+
+    public func indexRange(_ index: Tensor) -> (min: Int32, max: Int32) {
+        let p = index.pointer(as: Int32.self)
+        var lo = Int32.max, hi = Int32.min
+        for i in 0..<index.count { lo = min(lo, p[i]); hi = max(hi, p[i]) }
+        return (lo, hi)
+    }
+}

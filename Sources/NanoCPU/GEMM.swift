@@ -1,0 +1,61 @@
+import CDNNLShim
+import Foundation
+
+/// Matrix multiply through oneDNN's matmul primitive. Primitives are created once per
+/// (shape, layout, dtype) and cached: creating one costs far more than a small GEMM.
+public final class OneDNNMatmul: @unchecked Sendable {
+    public enum ElementType: Int32, Sendable { case float32 = 0, bfloat16 = 1 }
+
+    struct Key: Hashable {
+        var type: ElementType, batch: Int, m: Int, n: Int, k: Int
+        var transA: Bool, transB: Bool, bias: Bool, accumulate: Bool
+    }
+
+    private var cache: [Key: OpaquePointer] = [:]
+    private let lock = NSLock()
+
+    public init() {}
+
+    deinit { for p in cache.values { nd_matmul_destroy(p) } }
+
+    /// oneDNN version string, e.g. "2.6.3".
+    public static var version: String {
+        let v = Int(nd_dnnl_version())
+        return "\(v / 10000).\(v / 100 % 100).\(v % 100)"
+    }
+
+    private func primitive(_ key: Key) -> OpaquePointer {
+        lock.lock(); defer { lock.unlock() }
+        if let p = cache[key] { return p }
+        var err = [CChar](repeating: 0, count: 256)
+        guard let p = nd_matmul_create(key.type.rawValue, Int64(key.batch), Int64(key.m), Int64(key.n), Int64(key.k),
+                                       key.transA ? 1 : 0, key.transB ? 1 : 0, key.bias ? 1 : 0, key.accumulate ? 1 : 0,
+                                       &err, Int32(err.count)) else {
+            fatalError(String(cString: err))  // only for shapes the engine already validated
+        }
+        cache[key] = p
+        return p
+    }
+
+    /// C[b] = op(A[b]) · op(B[b]) (+ bias) (+ C when accumulate); all row-major.
+    public func run(_ type: ElementType = .float32, a: UnsafeRawPointer, b: UnsafeRawPointer, bias: UnsafePointer<Float>?,
+                    c: UnsafeMutablePointer<Float>, batch: Int = 1, m: Int, n: Int, k: Int,
+                    transA: Bool = false, transB: Bool = false, accumulate: Bool = false) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            if !accumulate { c.update(repeating: 0, count: batch * m * n) }
+            return
+        }
+        let p = primitive(Key(type: type, batch: batch, m: m, n: n, k: k, transA: transA, transB: transB,
+                              bias: bias != nil, accumulate: accumulate))
+        let rc = nd_matmul_execute(p, a, b, bias, c)
+        precondition(rc == 0, "oneDNN matmul failed")
+    }
+
+    /// The kernel oneDNN picked for a shape (e.g. "brg:avx512_core").
+    public func implementation(_ type: ElementType = .float32, m: Int, n: Int, k: Int, transA: Bool = false,
+                               transB: Bool = false) -> String {
+        String(cString: nd_matmul_impl_name(primitive(Key(type: type, batch: 1, m: m, n: n, k: k, transA: transA,
+                                                          transB: transB, bias: false, accumulate: false))))
+    }
+}

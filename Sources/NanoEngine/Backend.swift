@@ -1,0 +1,126 @@
+/// Pointwise functions of one tensor. `affine(a, b)` is `a·x + b`.
+public enum UnaryOp: Sendable, Equatable {
+    case gelu, relu, silu, softplus, exp, log, tanh, sigmoid, square, sqrt, neg
+    case affine(Float, Float)
+}
+
+/// Broadcasting binary operators.
+public enum BinaryOp: Sendable, Equatable {
+    case add, sub, mul, div
+}
+
+/// Reductions over one axis.
+public enum ReduceOp: Sendable, Equatable {
+    case sum, max
+}
+
+/// Distributions for `Backend.random`. Values are a pure function of (seed, offset, element index),
+/// so they do not depend on the number of threads.
+public enum RandomDistribution: Sendable, Equatable {
+    case uniform(low: Float, high: Float)
+    case normal(mean: Float, std: Float)
+    /// Normal(mean, std) restricted to [low, high] by inverse-CDF sampling.
+    case truncatedNormal(mean: Float, std: Float, low: Float, high: Float)
+    /// 1 with probability p, else 0.
+    case bernoulli(p: Float)
+}
+
+/// A view of an axis for kernels: the tensor as (outer, axis, inner) in row-major order.
+public struct AxisView: Sendable, Equatable {
+    public var outer: Int, axis: Int, inner: Int
+    public init(outer: Int, axis: Int, inner: Int) { self.outer = outer; self.axis = axis; self.inner = inner }
+    public init(shape: [Int], axis: Int) {
+        outer = shape[..<axis].reduce(1, *)
+        self.axis = shape[axis]
+        inner = shape[(axis + 1)...].reduce(1, *)
+    }
+}
+
+/// Shapes of a fused causal attention call: q, k, v and out are (B, H, T, D) contiguous.
+public struct AttentionShape: Sendable, Equatable {
+    public var batch: Int, heads: Int, time: Int, headDim: Int
+    public var scale: Float
+    public var causal: Bool
+    public var dropout: Float
+    public var seed: UInt64, offset: UInt64
+    public init(batch: Int, heads: Int, time: Int, headDim: Int, scale: Float, causal: Bool,
+                dropout: Float, seed: UInt64, offset: UInt64) {
+        self.batch = batch; self.heads = heads; self.time = time; self.headDim = headDim
+        self.scale = scale; self.causal = causal; self.dropout = dropout; self.seed = seed; self.offset = offset
+    }
+}
+
+/// The kernels a device provides. Tensors passed in are contiguous; outputs are allocated by
+/// the engine (validated shapes and dtypes) and fully overwritten unless stated otherwise.
+/// Model code never calls a backend: it calls tensor ops, which dispatch here.
+public protocol Backend: AnyObject {
+    var device: Device { get }
+    /// A short description, e.g. "cpu (oneDNN 2.6.3, 2 threads)".
+    var name: String { get }
+    static func makeDefault() -> Self
+
+    func allocate(byteCount: Int) throws -> Storage
+    func write(_ bytes: UnsafeRawBufferPointer, to t: Tensor)
+    func read(_ t: Tensor, into bytes: UnsafeMutableRawBufferPointer)
+    func fill(_ t: Tensor, value: Float)
+    func copy(_ src: Tensor, to dst: Tensor)
+    /// Converts between dtypes; same element count.
+    func cast(_ src: Tensor, to dst: Tensor)
+    func random(_ t: Tensor, _ distribution: RandomDistribution, seed: UInt64, offset: UInt64)
+
+    func unary(_ op: UnaryOp, _ x: Tensor, _ y: Tensor)
+    /// dx = dy · f'(x) (overwrites dx).
+    func unaryBackward(_ op: UnaryOp, x: Tensor, dy: Tensor, dx: Tensor)
+    /// out = a ∘ b with NumPy broadcasting to out's shape; out may alias a.
+    func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor)
+    /// out = cond ≠ 0 ? a : b, broadcasting to out's shape.
+    func select(_ cond: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor)
+    /// Writes x with its axes permuted into out.
+    func permute(_ x: Tensor, _ perm: [Int], _ out: Tensor)
+    /// Copies `length` slices along the axis: dst[o, dstStart+j, i] = src[o, srcStart+j, i].
+    func copySlices(_ src: Tensor, _ srcView: AxisView, srcStart: Int, _ dst: Tensor, _ dstView: AxisView, dstStart: Int, length: Int)
+
+    /// out[b] = op(a[b]) · op(b[b]) (+ bias) (+ out when accumulate). a: [batch, M, K] (or [batch, K, M] when
+    /// transA); b: [batchB, K, N] (or [batchB, N, K]) with batchB = batch or 1 (shared weights).
+    func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, _ out: Tensor, batch: Int, m: Int, n: Int, k: Int,
+                transA: Bool, transB: Bool, accumulate: Bool)
+
+    func reduce(_ op: ReduceOp, _ x: Tensor, _ view: AxisView, _ out: Tensor)
+    /// Softmax (or log-softmax) over the last axis of rows×cols.
+    func softmax(_ x: Tensor, _ y: Tensor, rows: Int, cols: Int, log: Bool)
+    func softmaxBackward(y: Tensor, dy: Tensor, dx: Tensor, rows: Int, cols: Int, log: Bool)
+    func cumsum(_ x: Tensor, _ view: AxisView, _ out: Tensor, reverse: Bool)
+
+    /// LayerNorm over the last axis; saves mean and 1/std per row.
+    func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float, y: Tensor, mean: Tensor, rstd: Tensor, rows: Int, cols: Int)
+    func layerNormBackward(_ x: Tensor, weight: Tensor?, mean: Tensor, rstd: Tensor, dy: Tensor, dx: Tensor,
+                           dweight: Tensor?, dbias: Tensor?, rows: Int, cols: Int)
+    /// RMSNorm over the last axis; saves 1/rms per row.
+    func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, y: Tensor, rstd: Tensor, rows: Int, cols: Int)
+    func rmsNormBackward(_ x: Tensor, weight: Tensor?, rstd: Tensor, dy: Tensor, dx: Tensor, dweight: Tensor?, rows: Int, cols: Int)
+
+    /// Fused scaled-dot-product attention; saves the log-sum-exp of each query row (B, H, T).
+    func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, _ shape: AttentionShape)
+    func attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dout: Tensor,
+                           dq: Tensor, dk: Tensor, dv: Tensor, _ shape: AttentionShape)
+
+    /// Per-row cross-entropy of logits (rows × classes) against int32 targets; rows whose
+    /// target is `ignoreIndex` get loss 0. Saves the log-sum-exp per row.
+    func crossEntropy(logits: Tensor, targets: Tensor, losses: Tensor, lse: Tensor, rows: Int, classes: Int, ignoreIndex: Int32)
+    /// dlogits = (softmax − onehot) · scale for non-ignored rows, 0 for ignored rows.
+    func crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dlogits: Tensor, scale: Float,
+                              rows: Int, classes: Int, ignoreIndex: Int32)
+
+    /// out[o, j, i] = x[o, index[j], i] (index-select / embedding lookup).
+    func indexSelect(_ x: Tensor, _ view: AxisView, index: Tensor, _ out: Tensor)
+    /// out[o, index[j], i] += src[o, j, i] (accumulates into out).
+    func indexAdd(_ src: Tensor, index: Tensor, _ out: Tensor, _ outView: AxisView)
+    /// torch.gather over the axis: out[o, j, i] = x[o, index[o, j, i], i]; index has out's shape.
+    func gather(_ x: Tensor, _ view: AxisView, index: Tensor, _ out: Tensor, indexAxis: Int)
+    /// out[o, index[o, j, i], i] += src[o, j, i] (accumulates into out).
+    func scatterAdd(_ src: Tensor, index: Tensor, indexAxis: Int, _ out: Tensor, _ outView: AxisView)
+    /// Largest k values per row (descending) and their int32 positions.
+    func topK(_ x: Tensor, rows: Int, cols: Int, k: Int, values: Tensor, indices: Tensor)
+    /// Largest absolute int32 value, used by index ops to validate before touching memory.
+    func indexRange(_ index: Tensor) -> (min: Int32, max: Int32)
+}

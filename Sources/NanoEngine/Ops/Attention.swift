@@ -1,0 +1,31 @@
+// Fused scaled-dot-product attention over (B, heads, T, head_dim).
+
+extension Tensor {
+    /// softmax(Q·Kᵀ·scale + causal mask)·V with optional dropout on the attention weights.
+    /// q, k, v: [B, H, T, D]. The T×T weights are never stored: backward recomputes them from
+    /// the saved log-sum-exp (as FlashAttention does).
+    public static func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, causal: Bool = true, dropout: Float = 0,
+                                                 scale: Float? = nil, generator: Generator? = nil) throws -> Tensor {
+        for t in [q, k, v] { try t.requireFloat32("attention") }
+        try requireSameDevice("attention", [q, k, v])
+        guard q.rank == 4, q.shape == k.shape, q.shape == v.shape else {
+            throw TensorError.shapeMismatch(op: "attention", shapes: [q.shape, k.shape, v.shape], expected: "q, k, v all [B, H, T, D]")
+        }
+        guard (0..<1).contains(dropout) else {
+            throw TensorError.invalidArgument(op: "attention", message: "dropout \(dropout) must be in [0, 1)")
+        }
+        let (b, h, t, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let p = GradMode.isEnabled ? dropout : 0
+        let gen = generator ?? Generator.default
+        let offset = p > 0 ? gen.reserve(count: b * h * t * t) : 0
+        let shape = AttentionShape(batch: b, heads: h, time: t, headDim: d, scale: scale ?? 1 / Float(d).squareRoot(),
+                                   causal: causal, dropout: p, seed: gen.seed, offset: offset)
+        let out = try q.emptyLike(q.shape), lse = try q.emptyLike([b, h, t])
+        q.backend.attention(q: q, k: k, v: v, out: out, lse: lse, shape)
+        return record("attention", output: out, inputs: [q, k, v]) { g in
+            let dq = try q.emptyLike(q.shape), dk = try q.emptyLike(q.shape), dv = try q.emptyLike(q.shape)
+            q.backend.attentionBackward(q: q, k: k, v: v, out: out, lse: lse, dout: g, dq: dq, dk: dk, dv: dv, shape)
+            return [dq, dk, dv]
+        }
+    }
+}

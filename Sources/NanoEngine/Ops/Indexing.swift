@@ -1,0 +1,109 @@
+// Index ops: embedding, index-select, gather/scatter, top-k, one-hot. Indices are int32 and
+// are range-checked before any kernel reads memory through them.
+
+extension Tensor {
+    /// Rows of self along `axis` picked by a 1-D int32 index (torch.index_select).
+    public func indexSelect(axis: Int, index: Tensor) throws -> Tensor {
+        try requireFloat32("indexSelect")
+        try index.requireInt32("indexSelect")
+        try Tensor.requireSameDevice("indexSelect", [self, index])
+        let a = try axisIndex(axis, op: "indexSelect")
+        guard index.rank == 1 else {
+            throw TensorError.shapeMismatch(op: "indexSelect", shapes: [index.shape], expected: "a 1-D index")
+        }
+        try index.requireIndices(in: shape[a], op: "indexSelect")
+        var outShape = shape
+        outShape[a] = index.count
+        let view = AxisView(shape: shape, axis: a)
+        let out = try emptyLike(outShape)
+        backend.indexSelect(self, view, index: index, out)
+        return Tensor.record("indexSelect", output: out, inputs: [self]) { [shape] g in
+            let dx = try Tensor.zeros(shape, device: g.device)
+            g.backend.indexAdd(g, index: index, dx, view)
+            return [dx]
+        }
+    }
+
+    /// Embedding lookup: self is the table [vocab, dim]; tokens are int32 of any shape → [..., dim].
+    public func embedding(_ tokens: Tensor) throws -> Tensor {
+        guard rank == 2 else {
+            throw TensorError.shapeMismatch(op: "embedding", shapes: [shape], expected: "a table [vocab, dim]")
+        }
+        return try indexSelect(axis: 0, index: try tokens.reshaped([-1])).reshaped(tokens.shape + [shape[1]])
+    }
+
+    /// torch.gather: out[..., j, ...] = self[..., index[..., j, ...], ...] along `axis`; index has
+    /// self's shape except along the axis.
+    public func gather(axis: Int, index: Tensor) throws -> Tensor {
+        try requireFloat32("gather")
+        try index.requireInt32("gather")
+        let a = try axisIndex(axis, op: "gather")
+        var expected = index.shape
+        if index.rank == rank { expected[a] = shape[a] }
+        guard index.rank == rank, expected == shape else {
+            throw TensorError.shapeMismatch(op: "gather", shapes: [shape, index.shape], expected: "an index with the input's shape except along axis \(a)")
+        }
+        try index.requireIndices(in: shape[a], op: "gather")
+        let view = AxisView(shape: shape, axis: a)
+        let out = try emptyLike(index.shape)
+        backend.gather(self, view, index: index, out, indexAxis: index.shape[a])
+        return Tensor.record("gather", output: out, inputs: [self]) { [shape] g in
+            let dx = try Tensor.zeros(shape, device: g.device)
+            g.backend.scatterAdd(g, index: index, indexAxis: index.shape[a], dx, view)
+            return [dx]
+        }
+    }
+
+    /// self + scatter of src along axis: out[..., index[..., j, ...], ...] += src[..., j, ...].
+    public func scatterAdding(axis: Int, index: Tensor, source: Tensor) throws -> Tensor {
+        try requireFloat32("scatterAdd")
+        try source.requireFloat32("scatterAdd")
+        try index.requireInt32("scatterAdd")
+        let a = try axisIndex(axis, op: "scatterAdd")
+        var expected = index.shape
+        if index.rank == rank { expected[a] = shape[a] }
+        guard index.shape == source.shape, index.rank == rank, expected == shape else {
+            throw TensorError.shapeMismatch(op: "scatterAdd", shapes: [shape, index.shape, source.shape],
+                                            expected: "index and source of equal shape, matching the input except along axis \(a)")
+        }
+        try index.requireIndices(in: shape[a], op: "scatterAdd")
+        let view = AxisView(shape: shape, axis: a)
+        let out = try emptyLike(shape)
+        backend.copy(self, to: out)
+        backend.scatterAdd(source, index: index, indexAxis: index.shape[a], out, view)
+        return Tensor.record("scatterAdd", output: out, inputs: [self, source]) { g in
+            [g, source.requiresGrad ? try g.gather(axis: a, index: index) : nil]
+        }
+    }
+
+    /// The k largest values along the last axis, in descending order, with their int32 positions.
+    /// Gradients flow to the selected values.
+    public func topK(_ k: Int) throws -> (values: Tensor, indices: Tensor) {
+        try requireFloat32("topK")
+        let cols = shape.last ?? 1
+        guard rank >= 1, k >= 1, k <= cols else {
+            throw TensorError.invalidArgument(op: "topK", message: "k = \(k) must be in 1...\(cols) for shape \(shape)")
+        }
+        let rows = count / cols
+        let outShape = Array(shape.dropLast()) + [k]
+        let values = try emptyLike(outShape), indices = try emptyLike(outShape, dtype: .int32)
+        backend.topK(self, rows: rows, cols: cols, k: k, values: values, indices: indices)
+        let v = Tensor.record("topK", output: values, inputs: [self]) { [shape] g in
+            let dx = try Tensor.zeros(shape, device: g.device)
+            g.backend.scatterAdd(g, index: indices, indexAxis: k, dx, AxisView(shape: shape, axis: shape.count - 1))
+            return [dx]
+        }
+        return (v, indices)
+    }
+
+    /// One-hot float32 encoding of int32 classes: [...] → [..., classes].
+    public func oneHot(classes: Int) throws -> Tensor {
+        try requireInt32("oneHot", role: "classes")
+        try requireIndices(in: classes, op: "oneHot")
+        let out = try Tensor.zeros(shape + [classes], device: device)
+        let index = try reshaped(shape + [1])
+        let ones = try Tensor.ones(shape + [1], device: device)
+        backend.scatterAdd(ones, index: index, indexAxis: 1, out, AxisView(shape: shape + [classes], axis: rank))
+        return out
+    }
+}

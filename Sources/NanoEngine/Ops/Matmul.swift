@@ -1,0 +1,81 @@
+// Matrix products: batched matmul with transposed operands, and linear layers with bias.
+// Forward and backward both run as GEMMs on the backend (oneDNN on the CPU).
+
+extension Tensor {
+    /// C = op(A)·op(B) without recording. A: [..., M, K] ([..., K, M] when transA); B: [K, N] shared by
+    /// every batch, or [..., K, N] with A's leading dimensions. float32, or bfloat16 × bfloat16 → float32.
+    static func gemm(_ a: Tensor, _ b: Tensor, transA: Bool, transB: Bool, bias: Tensor? = nil, op: String = "matmul") throws -> Tensor {
+        guard a.rank >= 2, b.rank >= 2 else {
+            throw TensorError.shapeMismatch(op: op, shapes: [a.shape, b.shape], expected: "operands of rank ≥ 2")
+        }
+        guard a.dtype == b.dtype, a.dtype == .float32 || a.dtype == .bfloat16 else {
+            throw TensorError.dtypeMismatch(op: op, got: a.dtype == .float32 ? b.dtype : a.dtype,
+                                            expected: "float32 × float32 or bfloat16 × bfloat16")
+        }
+        try requireSameDevice(op, [a, b] + (bias.map { [$0] } ?? []))
+        let m = transA ? a.shape[a.rank - 1] : a.shape[a.rank - 2]
+        let k = transA ? a.shape[a.rank - 2] : a.shape[a.rank - 1]
+        let kb = transB ? b.shape[b.rank - 1] : b.shape[b.rank - 2]
+        let n = transB ? b.shape[b.rank - 2] : b.shape[b.rank - 1]
+        let lead = Array(a.shape.dropLast(2))
+        let batch = Shape.count(lead)
+        let shared = b.rank == 2
+        guard k == kb, shared || Array(b.shape.dropLast(2)) == lead else {
+            throw TensorError.shapeMismatch(op: op, shapes: [a.shape, b.shape],
+                expected: "inner dimensions to agree (\(k) vs \(kb)) and B to be 2-D or share A's batch dimensions"
+                + " (transA: \(transA), transB: \(transB))")
+        }
+        if let bias {
+            try bias.requireFloat32(op)
+            guard bias.shape == [n] else {
+                throw TensorError.shapeMismatch(op: op, shapes: [bias.shape], expected: "a bias of shape [\(n)]")
+            }
+        }
+        let out = try a.emptyLike(lead + [m, n])
+        a.backend.matmul(a, b, bias: bias, out, batch: batch, m: m, n: n, k: k, transA: transA, transB: transB, accumulate: false)
+        return out
+    }
+
+    /// Matrix product op(self)·op(other), batched over leading dimensions.
+    public func matmul(_ other: Tensor, transposeSelf: Bool = false, transposeOther: Bool = false) throws -> Tensor {
+        let a = self, b = other, ta = transposeSelf, tb = transposeOther
+        let out = try Tensor.gemm(a, b, transA: ta, transB: tb)
+        return Tensor.record("matmul", output: out, inputs: [a, b]) { g in
+            var da: Tensor? = nil, db: Tensor? = nil
+            if a.requiresGrad {
+                let dOpA = try Tensor.gemm(g, b, transA: false, transB: !tb)          // G·op(B)ᵀ: [..., M, K]
+                da = ta ? try dOpA.transposed() : dOpA
+            }
+            if b.requiresGrad {
+                if b.rank == 2 && a.rank > 2 {
+                    // Shared B: fold the batch into rows, one GEMM over all of them.
+                    let a2 = try (ta ? a.transposed() : a).reshaped([-1, a.shape[ta ? a.rank - 2 : a.rank - 1]])
+                    let g2 = try g.reshaped([-1, g.shape[g.rank - 1]])
+                    db = tb ? try Tensor.gemm(g2, a2, transA: true, transB: false) : try Tensor.gemm(a2, g2, transA: true, transB: false)
+                } else {
+                    db = tb ? try Tensor.gemm(g, a, transA: true, transB: ta) : try Tensor.gemm(a, g, transA: !ta, transB: false)
+                }
+            }
+            return [da, db]
+        }
+    }
+
+    /// y = x·Wᵀ + b with weight [out, in] (PyTorch's layout) and optional bias [out]; x: [..., in].
+    public func linear(weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
+        guard weight.rank == 2, rank >= 1, shape[rank - 1] == weight.shape[1] else {
+            throw TensorError.shapeMismatch(op: "linear", shapes: [shape, weight.shape],
+                                            expected: "input [..., in] and weight [out, in] with equal in")
+        }
+        let x2 = try detached().reshaped([-1, weight.shape[1]])
+        let y2 = try Tensor.gemm(x2, weight, transA: false, transB: true, bias: bias, op: "linear")
+        let y = Tensor(shape: Array(shape.dropLast()) + [weight.shape[0]], dtype: .float32, storage: y2.storage, backend: backend)
+        let inputs = [self, weight] + (bias.map { [$0] } ?? [])
+        return Tensor.record("linear", output: y, inputs: inputs) { [x = self] g in
+            let g2 = try g.reshaped([-1, weight.shape[0]])
+            let dx = x.requiresGrad ? try Tensor.gemm(g2, weight, transA: false, transB: false).reshaped(x.shape) : nil
+            let dw = weight.requiresGrad ? try Tensor.gemm(g2, x2, transA: true, transB: false) : nil
+            let db = bias?.requiresGrad == true ? try g2.sum(axes: [0]) : nil
+            return [dx, dw, db]
+        }
+    }
+}
