@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "NanoCPU", dependencies: ["NanoEngine", "CDNNLShim", "CKernelMath"],
                 swiftSettings: kernelSwiftSettings),
         // Layer 3: modules and initialisers.
-        .target(name: "NanoNN", dependencies: ["NanoEngine", "NanoCPU"]),
+        .target(name: "NanoNN", dependencies: ["NanoEngine", "NanoCPU"], swiftSettings: kernelSwiftSettings),
         // Command-line tool.
         .executableTarget(name: "NanodecoderCLI",
                           dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "CDNNLShim",
@@ -43,6 +43,6 @@ let package = Package(
                           swiftSettings: kernelSwiftSettings),
 
         .testTarget(name: "NanoEngineTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN"],
-                    resources: [.copy("Fixtures")]),
+                    resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),
     ]
 )

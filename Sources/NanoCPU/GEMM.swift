@@ -31,7 +31,7 @@ public final class OneDNNMatmul: @unchecked Sendable {
         guard let p = nd_matmul_create(key.type.rawValue, Int64(key.batch), Int64(key.m), Int64(key.n), Int64(key.k),
                                        key.transA ? 1 : 0, key.transB ? 1 : 0, key.bias ? 1 : 0, key.accumulate ? 1 : 0,
                                        &err, Int32(err.count)) else {
-            fatalError(String(cString: err))  // only for shapes the engine already validated
+            fatalError(String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))  // only for shapes the engine already validated
         }
         cache[key] = p
         return p

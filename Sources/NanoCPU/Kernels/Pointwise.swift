@@ -110,7 +110,7 @@ struct BroadcastPlan {
         }
         if shape.isEmpty { shape = [1]; merged = merged.map { _ in [1] } }
         self.shape = shape
-        self.strides = Array(merged.dropLast())
+        self.strides = merged   // inputs, then the output
     }
 
     /// Calls body(offsets, length) for each run along the innermost axis; rows split across threads.

@@ -15,7 +15,7 @@ extension Tensor {
             throw TensorError.invalidArgument(op: "attention", message: "dropout \(dropout) must be in [0, 1)")
         }
         let (b, h, t, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-        let p = GradMode.isEnabled ? dropout : 0
+        let p = dropout   // callers pass 0 outside training
         let gen = generator ?? Generator.default
         let offset = p > 0 ? gen.reserve(count: b * h * t * t) : 0
         let shape = AttentionShape(batch: b, heads: h, time: t, headDim: d, scale: scale ?? 1 / Float(d).squareRoot(),
