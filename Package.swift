@@ -7,10 +7,10 @@ import PackageDescription
 // Without any target CPU Swift emits SSE2 code and SIMD math becomes scalar libm calls.
 let targetCPU = ProcessInfo.processInfo.environment["NANODECODER_CPU"] ?? "native"
 let cpuFlags: [String] = targetCPU == "native"
-    ? ["-Xcc", "-march=native"]
-    : ["-target-cpu", targetCPU, "-Xcc", "-march=\(targetCPU)"]
+    ? ["-Xcc", "-march=native", "-Xcc", "-Wno-psabi"]
+    : ["-target-cpu", targetCPU, "-Xcc", "-march=\(targetCPU)", "-Xcc", "-Wno-psabi"]
 let kernelSwiftSettings: [SwiftSetting] = [.unsafeFlags(cpuFlags)]
-let kernelCSettings: [CSetting] = [.unsafeFlags(["-O3", "-march=\(targetCPU)"])]
+let kernelCSettings: [CSetting] = [.unsafeFlags(["-O3", "-march=\(targetCPU)", "-Wno-psabi"])]
 
 let package = Package(
     name: "Nanodecoder",
@@ -28,17 +28,18 @@ let package = Package(
         // C shims: the oneDNN matmul primitive (2.x and 3.x C APIs) and vector math helpers.
         .target(name: "CDNNLShim", cSettings: kernelCSettings, linkerSettings: [.linkedLibrary("dnnl")]),
         .target(name: "CKernelMath", cSettings: kernelCSettings),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         // Layer 1: tensors, dtypes, devices, autograd, ops (backend-independent).
         .target(name: "NanoEngine", swiftSettings: kernelSwiftSettings),
         // Layer 2: the CPU backend (oneDNN GEMM, Swift SIMD kernels, caching allocator).
-        .target(name: "NanoCPU", dependencies: ["NanoEngine", "CDNNLShim", "CKernelMath"],
+        .target(name: "NanoCPU", dependencies: ["NanoEngine", "CDNNLShim", "CKernelMath", "COpenBLAS"],
                 swiftSettings: kernelSwiftSettings),
         // Layer 3: modules and initialisers.
         .target(name: "NanoNN", dependencies: ["NanoEngine", "NanoCPU"], swiftSettings: kernelSwiftSettings),
         // Command-line tool.
         .executableTarget(name: "NanodecoderCLI",
-                          dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "CDNNLShim",
+                          dependencies: ["NanoEngine", "NanoCPU", "NanoNN",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: kernelSwiftSettings),
 

@@ -8,8 +8,23 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public let device = Device.cpu
     public let allocator = CachingAllocator()
     public let gemm = OneDNNMatmul()
+    public let openBLAS = OpenBLASGemm(threads: Parallel.threads)
 
-    public init() {}
+    /// Which library runs fp32 GEMMs. bf16 always runs on oneDNN.
+    public enum GEMMLibrary: String, Sendable { case oneDNN = "onednn", openBLAS = "openblas" }
+    public let fp32Library: GEMMLibrary
+
+    /// NANODECODER_BLAS=onednn|openblas picks the fp32 GEMM library. oneDNN by default: its
+    /// AVX-512 brgemm kernel reaches ≈97% of peak (shared/notes/platform.md), and on an AVX2-only
+    /// Zen 3 its "gemm:jit" fallback measured on par with OpenBLAS (`nanodecoder bench ops`).
+    public init() {
+        fp32Library = ProcessInfo.processInfo.environment["NANODECODER_BLAS"].flatMap(GEMMLibrary.init(rawValue:)) ?? .oneDNN
+    }
+
+    /// The fp32 GEMM library in use and its kernel.
+    public var gemmDescription: String {
+        fp32Library == .oneDNN ? "oneDNN \(OneDNNMatmul.version) (\(gemm.implementation(m: 256, n: 256, k: 256)))" : OpenBLASGemm.kernel
+    }
 
     public static func makeDefault() -> CPUBackend { CPUBackend() }
 
@@ -19,7 +34,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         (try? Device.cpu.backend) as! CPUBackend
     }
 
-    public var name: String { "cpu (oneDNN \(OneDNNMatmul.version), \(Parallel.threads) threads)" }
+    public var name: String { "cpu (\(gemmDescription), \(Parallel.threads) threads)" }
 
     // MARK: Memory
 
@@ -135,22 +150,22 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, _ out: Tensor, batch: Int, m: Int, n: Int, k: Int,
                        transA: Bool, transB: Bool, accumulate: Bool) {
         let type: OneDNNMatmul.ElementType = a.dtype == .bfloat16 ? .bfloat16 : .float32
+        let run = type == .float32 && fp32Library == .openBLAS ? openBLAS.run : { a, b, bias, c, batch, m, n, k, ta, tb, acc in
+            self.gemm.run(type, a: a, b: b, bias: bias, c: c, batch: batch, m: m, n: n, k: k, transA: ta, transB: tb, accumulate: acc)
+        }
         let biasPtr = bias.map { UnsafePointer($0.pointer(as: Float.self)) }
         let sharedB = b.count == k * n && batch > 1
         if sharedB && !transA {
             // Shared weights: fold the batch into M, one GEMM.
-            gemm.run(type, a: a.rawPointer, b: b.rawPointer, bias: biasPtr, c: out.pointer(as: Float.self),
-                     m: batch * m, n: n, k: k, transA: false, transB: transB, accumulate: accumulate)
+            run(a.rawPointer, b.rawPointer, biasPtr, out.pointer(as: Float.self), 1, batch * m, n, k, false, transB, accumulate)
         } else if sharedB {
             let es = a.dtype.size
             for i in 0..<batch {
-                gemm.run(type, a: a.rawPointer + i * m * k * es, b: b.rawPointer, bias: biasPtr,
-                         c: out.pointer(as: Float.self) + i * m * n, m: m, n: n, k: k, transA: true, transB: transB,
-                         accumulate: accumulate)
+                run(a.rawPointer + i * m * k * es, b.rawPointer, biasPtr, out.pointer(as: Float.self) + i * m * n,
+                    1, m, n, k, true, transB, accumulate)
             }
         } else {
-            gemm.run(type, a: a.rawPointer, b: b.rawPointer, bias: biasPtr, c: out.pointer(as: Float.self), batch: batch,
-                     m: m, n: n, k: k, transA: transA, transB: transB, accumulate: accumulate)
+            run(a.rawPointer, b.rawPointer, biasPtr, out.pointer(as: Float.self), batch, m, n, k, transA, transB, accumulate)
         }
     }
 

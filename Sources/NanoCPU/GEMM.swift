@@ -1,4 +1,5 @@
 import CDNNLShim
+import COpenBLAS
 import Foundation
 
 /// Matrix multiply through oneDNN's matmul primitive. Primitives are created once per
@@ -57,5 +58,35 @@ public final class OneDNNMatmul: @unchecked Sendable {
                                transB: Bool = false) -> String {
         String(cString: nd_matmul_impl_name(primitive(Key(type: type, batch: 1, m: m, n: n, k: k, transA: transA,
                                                           transB: transB, bias: false, accumulate: false))))
+    }
+}
+
+/// fp32 GEMM through OpenBLAS's cblas_sgemm (batched by a loop). Faster than oneDNN's
+/// non-AVX-512 fallback (gemm:jit) on AVX2-only CPUs; oneDNN keeps bf16.
+public final class OpenBLASGemm: @unchecked Sendable {
+    public init(threads: Int) { openblas_set_num_threads(Int32(threads)) }
+
+    /// OpenBLAS's build configuration and kernel, e.g. "OpenBLAS 0.3.21 … Zen".
+    public static var kernel: String {
+        "OpenBLAS \(String(cString: openblas_get_config()).split(separator: " ").dropFirst().first ?? "") (\(String(cString: openblas_get_corename())))"
+    }
+
+    public func run(a: UnsafeRawPointer, b: UnsafeRawPointer, bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>,
+                    batch: Int = 1, m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false, accumulate: Bool = false) {
+        if m == 0 || n == 0 { return }
+        var beta: Float = accumulate ? 1 : 0
+        if let bias {
+            for row in 0..<(batch * m) {
+                let cr = c + row * n
+                if accumulate { for j in 0..<n { cr[j] += bias[j] } } else { cr.update(from: bias, count: n) }
+            }
+            beta = 1
+        }
+        let af = a.assumingMemoryBound(to: Float.self), bf = b.assumingMemoryBound(to: Float.self)
+        for i in 0..<batch {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), 1, af + i * m * k, Int32(transA ? m : k),
+                        bf + i * k * n, Int32(transB ? k : n), beta, c + i * m * n, Int32(n))
+        }
     }
 }

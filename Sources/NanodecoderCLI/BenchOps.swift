@@ -1,2 +1,87 @@
 import ArgumentParser
-struct BenchOps: ParsableCommand { static let configuration = CommandConfiguration(commandName: "ops"); func run() {} }
+import Foundation
+import NanoCPU
+import NanoEngine
+
+/// `nanodecoder bench ops`: the engine's kernels next to their peers measured in the same run —
+/// matmul against a direct call of the same BLAS primitive, row kernels against a memory copy.
+struct BenchOps: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ops", abstract: "GFLOP/s of the engine's matmul vs direct BLAS; GB/s of GELU, LayerNorm, softmax vs memory copy.")
+
+    @Option(help: "Timed repetitions per measurement (the median is reported).") var repeats = 20
+    @Option(help: "Rows (tokens) for the GPT shapes.") var rows = 4096
+    @Option(help: "Model width.") var width = 384
+
+    func run() throws {
+        let backend = CPUBackend.shared
+        let threads = Parallel.threads
+        print("cores: \(ProcessInfo.processInfo.activeProcessorCount), kernel threads: \(threads)")
+        print("fp32 GEMM: \(backend.gemmDescription)  [NANODECODER_BLAS=onednn|openblas overrides]")
+        print("timings: median of \(repeats) runs after 3 warm-up runs\n")
+        try withNoGrad {
+            try benchMatmul(backend)
+            print("")
+            try benchRowKernels(backend)
+        }
+    }
+
+    private func median(_ body: () throws -> Void) rethrows -> Double {
+        for _ in 0..<3 { try body() }
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return times.sorted()[times.count / 2]
+    }
+
+    private func benchMatmul(_ backend: CPUBackend) throws {
+        let m = rows, d = width, h = 4 * width
+        let x = try Tensor.randn([m, d]), w = try Tensor.randn([h, d]), g = try Tensor.randn([m, h])
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: m * h)
+        defer { out.deallocate() }
+        // (label, engine call, direct call, M, N, K, transA, transB)
+        let cases: [(String, () throws -> Tensor, UnsafeRawPointer, UnsafeRawPointer, Int, Int, Int, Bool, Bool)] = [
+            ("forward  Y = X·Wᵀ ", { try x.matmul(w, transposeOther: true) }, UnsafeRawPointer(x.rawPointer), UnsafeRawPointer(w.rawPointer), m, h, d, false, true),
+            ("backward dX = dY·W", { try g.matmul(w) }, UnsafeRawPointer(g.rawPointer), UnsafeRawPointer(w.rawPointer), m, d, h, false, false),
+            ("backward dW = dYᵀ·X", { try g.matmul(x, transposeSelf: true) }, UnsafeRawPointer(g.rawPointer), UnsafeRawPointer(x.rawPointer), h, d, m, true, false),
+        ]
+        let library = backend.fp32Library == .openBLAS ? "OpenBLAS" : "oneDNN"
+        print("matmul (fp32)          shape M×N×K        engine GFLOP/s   direct \(library) GFLOP/s   engine/direct   (other library, direct)")
+        for (label, engine, a, b, mm, nn, kk, ta, tb) in cases {
+            let flops = 2.0 * Double(mm * nn * kk)
+            let viaOneDNN = { backend.gemm.run(a: a, b: b, bias: nil, c: out, m: mm, n: nn, k: kk, transA: ta, transB: tb) }
+            let viaOpenBLAS = { backend.openBLAS.run(a: a, b: b, bias: nil, c: out, m: mm, n: nn, k: kk, transA: ta, transB: tb) }
+            let (direct, other, otherName) = backend.fp32Library == .openBLAS
+                ? (viaOpenBLAS, viaOneDNN, "oneDNN " + backend.gemm.implementation(m: mm, n: nn, k: kk, transA: ta, transB: tb))
+                : (viaOneDNN, viaOpenBLAS, "OpenBLAS")
+            let tEngine = try median { _ = try engine() }
+            let tDirect = median(direct)
+            let tOther = median(other)
+            print(String(format: "%@  %5d×%4d×%4d   %10.1f        %10.1f            %6.1f%%      %.1f %@",
+                         label, mm, nn, kk, flops / tEngine / 1e9, flops / tDirect / 1e9, 100 * tDirect / tEngine,
+                         flops / tOther / 1e9, otherName))
+        }
+    }
+
+    private func benchRowKernels(_ backend: CPUBackend) throws {
+        let x = try Tensor.randn([rows, width])
+        let w = try Tensor.ones([width]), b = try Tensor.zeros([width])
+        let dst = try Tensor.empty([rows, width])
+        let bytes = Double(rows * width * 8)   // read x, write y
+        let tCopy = median { backend.copy(x, to: dst) }
+        print(String(format: "row kernels on [%d × %d] fp32 (GB/s counts 8 bytes per element: read + write)", rows, width))
+        print(String(format: "memory copy             %7.1f GB/s", bytes / tCopy / 1e9))
+        let kernels: [(String, () throws -> Tensor)] = [
+            ("GELU (tanh)", { try x.gelu() }),
+            ("LayerNorm  ", { try x.layerNorm(weight: w, bias: b) }),
+            ("softmax    ", { try x.softmax() }),
+        ]
+        for (label, body) in kernels {
+            let t = try median { _ = try body() }
+            print(String(format: "%@             %7.1f GB/s   %6.1f%% of copy", label, bytes / t / 1e9, 100 * tCopy / t))
+        }
+    }
+}

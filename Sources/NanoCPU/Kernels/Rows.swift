@@ -26,8 +26,24 @@ func softmaxForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
     Parallel.forRange(rows, costPerItem: cols * 8) { r in
         for row in r {
             let xr = x + row * cols, yr = y + row * cols
-            let lse = F16x(repeating: rowLogSumExp(xr, cols))
-            if log { map16(xr, yr, cols) { $0 - lse } } else { map16(xr, yr, cols) { nd_exp($0 - lse) } }
+            if log {
+                let lse = F16x(repeating: rowLogSumExp(xr, cols))
+                map16(xr, yr, cols) { $0 - lse }
+                continue
+            }
+            // max, then exp into y while summing, then one scale: a single exp per element.
+            var mv = F16x(repeating: -.infinity), i = 0
+            while i + 16 <= cols { mv = nd_max(mv, load16(xr + i)); i += 16 }
+            var m = hmax(mv)
+            while i < cols { m = Swift.max(m, xr[i]); i += 1 }
+            let mb = F16x(repeating: m)
+            var sv = F16x(repeating: 0)
+            i = 0
+            while i + 16 <= cols { let e = nd_exp(load16(xr + i) - mb); sv += e; store16(e, yr + i); i += 16 }
+            var total = hsum(sv)
+            while i < cols { let e = Foundation.exp(xr[i] - m); total += e; yr[i] = e; i += 1 }
+            let inv = F16x(repeating: 1 / total)
+            map16(yr, yr, cols) { $0 * inv }
         }
     }
 }
@@ -59,28 +75,30 @@ func layerNormForward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>?, _ b
     Parallel.forRange(rows, costPerItem: cols * 6) { r in
         for row in r {
             let xr = x + row * cols, yr = y + row * cols
-            var s = F16x(repeating: 0), i = 0
-            while i + 16 <= cols { s += load16(xr + i); i += 16 }
-            if i < cols { s += loadPartial(xr + i, cols - i) }
-            let m = hsum(s) / Float(cols)
+            let m = sum16(xr, cols) / Float(cols)
             let mv = F16x(repeating: m)
-            var v = F16x(repeating: 0)
-            i = 0
+            var v = F16x(repeating: 0), i = 0
             while i + 16 <= cols { let d = load16(xr + i) - mv; v = v.addingProduct(d, d); i += 16 }
-            while i < cols { let d = xr[i] - m; v[0] += d * d; i += 1 }
-            let rs = 1 / (hsum(v) / Float(cols) + eps).squareRoot()
+            var variance = hsum(v)
+            while i < cols { let d = xr[i] - m; variance += d * d; i += 1 }
+            let rs = 1 / (variance / Float(cols) + eps).squareRoot()
             mean[row] = m
             rstd[row] = rs
             let rv = F16x(repeating: rs)
-            i = 0
-            while i < cols {
-                let n = min(16, cols - i)
-                var h = (n == 16 ? load16(xr + i) : loadPartial(xr + i, n)) - mv
-                h *= rv
-                if let w { h *= n == 16 ? load16(w + i) : loadPartial(w + i, n) }
-                if let b { h += n == 16 ? load16(b + i) : loadPartial(b + i, n) }
-                if n == 16 { store16(h, yr + i) } else { storePartial(h, yr + i, n) }
-                i += 16
+            switch (w, b) {
+            case let (w?, b?):
+                i = 0
+                while i + 16 <= cols {
+                    let h = (load16(xr + i) - mv) * rv
+                    store16(load16(b + i).addingProduct(h, load16(w + i)), yr + i)
+                    i += 16
+                }
+                while i < cols { yr[i] = (xr[i] - m) * rs * w[i] + b[i]; i += 1 }
+            case let (w?, nil):
+                zip16(xr, w, yr, cols) { ($0 - mv) * rv * $1 }
+            default:
+                map16(xr, yr, cols) { ($0 - mv) * rv }
+                if let b { zip16(yr, b, yr, cols) { $0 + $1 } }
             }
         }
     }
