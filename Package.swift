@@ -23,6 +23,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C shims: the oneDNN matmul primitive (2.x and 3.x C APIs) and vector math helpers.
@@ -37,13 +38,24 @@ let package = Package(
                 swiftSettings: kernelSwiftSettings),
         // Layer 3: modules and initialisers.
         .target(name: "NanoNN", dependencies: ["NanoEngine", "NanoCPU"], swiftSettings: kernelSwiftSettings),
+        // Layer 4: models (dense GPT, MoE GPT).
+        .target(name: "NanoModels", dependencies: ["NanoEngine", "NanoNN"], swiftSettings: kernelSwiftSettings),
+        // Layer 4: tokenizers and token datasets (no tensor dependency for the tokenizers).
+        .target(name: "NanoData", dependencies: ["NanoEngine"], swiftSettings: kernelSwiftSettings),
+        // Layer 5: config, optimizers, schedules, checkpoints, trainer, sampling.
+        .target(name: "NanoTraining", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData",
+                                                    .product(name: "Yams", package: "Yams")],
+                swiftSettings: kernelSwiftSettings),
         // Command-line tool.
         .executableTarget(name: "NanodecoderCLI",
-                          dependencies: ["NanoEngine", "NanoCPU", "NanoNN",
+                          dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: kernelSwiftSettings),
 
         .testTarget(name: "NanoEngineTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN"],
+                    resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),
+        .testTarget(name: "NanoDataTests", dependencies: ["NanoData"], swiftSettings: kernelSwiftSettings),
+        .testTarget(name: "NanoTrainingTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining"],
                     resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),
     ]
 )

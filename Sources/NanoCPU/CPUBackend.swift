@@ -267,6 +267,15 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                    indices.pointer(as: Int32.self))
     }
 
+    public func adamW(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, _ h: AdamWStep) {
+        adamWKernel(param.pointer(as: Float.self), grad.pointer(as: Float.self), m.pointer(as: Float.self),
+                    v.pointer(as: Float.self), param.count, h)
+    }
+
+    public func sumOfSquares(_ x: Tensor) -> Double {
+        sumOfSquaresKernel(x.pointer(as: Float.self), x.count)
+    }
+
     public func indexRange(_ index: Tensor) -> (min: Int32, max: Int32) {
         let p = index.pointer(as: Int32.self)
         var lo = Int32.max, hi = Int32.min

@@ -36,17 +36,29 @@ public struct AxisView: Sendable, Equatable {
     }
 }
 
-/// Shapes of a fused causal attention call: q, k, v and out are (B, H, T, D) contiguous.
+/// Shapes of a fused attention call: q and out are (B, H, Tq, D), k and v (B, H, Tk, D), contiguous.
+/// With a KV cache the queries are the last Tq of the Tk positions (Tq ≤ Tk).
 public struct AttentionShape: Sendable, Equatable {
-    public var batch: Int, heads: Int, time: Int, headDim: Int
+    public var batch: Int, heads: Int, queryTime: Int, keyTime: Int, headDim: Int
     public var scale: Float
     public var causal: Bool
     public var dropout: Float
     public var seed: UInt64, offset: UInt64
-    public init(batch: Int, heads: Int, time: Int, headDim: Int, scale: Float, causal: Bool,
+    public init(batch: Int, heads: Int, queryTime: Int, keyTime: Int, headDim: Int, scale: Float, causal: Bool,
                 dropout: Float, seed: UInt64, offset: UInt64) {
-        self.batch = batch; self.heads = heads; self.time = time; self.headDim = headDim
+        self.batch = batch; self.heads = heads; self.queryTime = queryTime; self.keyTime = keyTime; self.headDim = headDim
         self.scale = scale; self.causal = causal; self.dropout = dropout; self.seed = seed; self.offset = offset
+    }
+}
+
+/// Hyperparameters of one AdamW step (Loshchilov & Hutter 2019, decoupled weight decay).
+public struct AdamWStep: Sendable, Equatable {
+    public var learningRate: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    /// 1-based step count, for bias correction.
+    public var step: Int
+    public init(learningRate: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float, step: Int) {
+        self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
+        self.weightDecay = weightDecay; self.step = step
     }
 }
 
@@ -99,7 +111,7 @@ public protocol Backend: AnyObject {
     func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, y: Tensor, rstd: Tensor, rows: Int, cols: Int)
     func rmsNormBackward(_ x: Tensor, weight: Tensor?, rstd: Tensor, dy: Tensor, dx: Tensor, dweight: Tensor?, rows: Int, cols: Int)
 
-    /// Fused scaled-dot-product attention; saves the log-sum-exp of each query row (B, H, T).
+    /// Fused scaled-dot-product attention; saves the log-sum-exp of each query row (B, H, Tq).
     func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, _ shape: AttentionShape)
     func attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dout: Tensor,
                            dq: Tensor, dk: Tensor, dv: Tensor, _ shape: AttentionShape)
@@ -121,6 +133,10 @@ public protocol Backend: AnyObject {
     func scatterAdd(_ src: Tensor, index: Tensor, indexAxis: Int, _ out: Tensor, _ outView: AxisView)
     /// Largest k values per row (descending) and their int32 positions.
     func topK(_ x: Tensor, rows: Int, cols: Int, k: Int, values: Tensor, indices: Tensor)
+    /// One fused AdamW update of param (in place), with moments m and v (in place).
+    func adamW(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, _ h: AdamWStep)
+    /// Σ x² of a float32 tensor, accumulated in double.
+    func sumOfSquares(_ x: Tensor) -> Double
     /// Largest absolute int32 value, used by index ops to validate before touching memory.
     func indexRange(_ index: Tensor) -> (min: Int32, max: Int32)
 }

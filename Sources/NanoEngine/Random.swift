@@ -15,6 +15,12 @@ public final class Generator: @unchecked Sendable {
         self.offset = offset
     }
 
+    /// Moves the stream to a saved position (resuming from a checkpoint).
+    public func restore(offset: UInt64) {
+        lock.lock(); defer { lock.unlock() }
+        self.offset = offset
+    }
+
     /// Reserves counters for `count` values and returns the first one.
     public func reserve(count: Int) -> UInt64 {
         lock.lock(); defer { lock.unlock() }
@@ -32,10 +38,10 @@ public final class Generator: @unchecked Sendable {
         return current
     }
 
-    /// Resets the default generator.
-    public static func manualSeed(_ seed: UInt64) {
+    /// Resets the default generator (a checkpoint restores its offset too).
+    public static func manualSeed(_ seed: UInt64, offset: UInt64 = 0) {
         defaultLock.lock(); defer { defaultLock.unlock() }
-        current = Generator(seed: seed)
+        current = Generator(seed: seed, offset: offset)
     }
 }
 

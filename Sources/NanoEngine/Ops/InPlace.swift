@@ -1,0 +1,35 @@
+// In-place updates for optimizers and bookkeeping. They record no graph; use them on leaves
+// (parameters, gradients, optimizer state), never inside a forward pass.
+
+extension Tensor {
+    /// Overwrites every element.
+    public func fill(with value: Float) { backend.fill(self, value: value) }
+
+    /// Copies `other`'s elements into this tensor (same shape and dtype).
+    public func assign(_ other: Tensor) throws {
+        guard other.shape == shape, other.dtype == dtype else {
+            throw TensorError.shapeMismatch(op: "assign", shapes: [shape, other.shape], expected: "equal shapes and dtypes (\(dtype) vs \(other.dtype))")
+        }
+        backend.copy(other, to: self)
+    }
+
+    /// self ← a·self.
+    public func scaleInPlace(by a: Float) throws {
+        try requireFloat32("scaleInPlace")
+        backend.unary(.affine(a, 0), self, self)
+    }
+
+    /// Σ x² (double accumulation), e.g. for gradient norms.
+    public func sumOfSquares() throws -> Double {
+        try requireFloat32("sumOfSquares")
+        return backend.sumOfSquares(self)
+    }
+
+    /// One AdamW step on this parameter with its gradient and moment buffers.
+    public func adamWUpdate(grad: Tensor, m: Tensor, v: Tensor, _ step: AdamWStep) throws {
+        for t in [grad, m, v] where t.shape != shape || t.dtype != .float32 {
+            throw TensorError.shapeMismatch(op: "adamW", shapes: [shape, t.shape], expected: "gradient and moments shaped like the parameter")
+        }
+        backend.adamW(param: self, grad: grad, m: m, v: v, step)
+    }
+}

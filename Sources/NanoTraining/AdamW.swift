@@ -1,0 +1,72 @@
+import NanoEngine
+import NanoNN
+
+/// AdamW with decoupled weight decay on a chosen set of parameters (matrices and embeddings),
+/// global-norm gradient clipping, and state that checkpoints by parameter name.
+public final class AdamW {
+    public let parameters: [(name: String, tensor: Tensor)]
+    public var beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    public let decayed: Set<String>
+    /// First and second moments by parameter name.
+    public private(set) var m: [String: Tensor] = [:], v: [String: Tensor] = [:]
+    /// Number of updates applied.
+    public var step = 0
+
+    public init(_ parameters: [(name: String, tensor: Tensor)], decayed: Set<String>, beta1: Float, beta2: Float,
+                eps: Float, weightDecay: Float) throws {
+        self.parameters = parameters
+        self.decayed = decayed
+        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+        for (name, p) in parameters {
+            m[name] = try Tensor.zeros(p.shape, device: p.device)
+            v[name] = try Tensor.zeros(p.shape, device: p.device)
+        }
+    }
+
+    /// Global L2 norm of all gradients.
+    public func gradientNorm() throws -> Float {
+        var total = 0.0
+        for (_, p) in parameters { if let g = p.grad { total += try g.sumOfSquares() } }
+        return Float(total.squareRoot())
+    }
+
+    /// Clips gradients to `maxNorm` (0: no clipping) and returns the norm before clipping.
+    @discardableResult
+    public func clipGradients(maxNorm: Float) throws -> Float {
+        let norm = try gradientNorm()
+        if maxNorm > 0 && norm > maxNorm {
+            let scale = maxNorm / (norm + 1e-6)
+            for (_, p) in parameters { try p.grad?.scaleInPlace(by: scale) }
+        }
+        return norm
+    }
+
+    /// One update with the given learning rate. Parameters without a gradient are skipped.
+    public func update(learningRate: Float) throws {
+        step += 1
+        for (name, p) in parameters {
+            guard let g = p.grad, let mt = m[name], let vt = v[name] else { continue }
+            let h = AdamWStep(learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
+                              weightDecay: decayed.contains(name) ? weightDecay : 0, step: step)
+            try p.adamWUpdate(grad: g, m: mt, v: vt, h)
+        }
+    }
+
+    /// Moments as named tensors for a checkpoint ("m.<name>", "v.<name>").
+    public func stateTensors() -> [(String, Tensor)] {
+        parameters.flatMap { [("m." + $0.name, m[$0.name]!), ("v." + $0.name, v[$0.name]!)] }
+    }
+
+    /// Restores moments saved by `stateTensors`.
+    public func load(state: [String: Tensor], step: Int, path: String) throws {
+        for (name, p) in parameters {
+            for (prefix, target) in [("m.", m[name]!), ("v.", v[name]!)] {
+                guard let t = state[prefix + name], t.shape == p.shape else {
+                    throw FileFormatError.invalid(path: path, reason: "optimizer state '\(prefix + name)' is missing or not shaped \(p.shape)")
+                }
+                try target.assign(t)
+            }
+        }
+        self.step = step
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+import NanoModels
+import Yams
+
+/// Everything a training run needs, with nanoGPT's key names. Defaults are the small
+/// character-level Shakespeare model (configs/shakespeare-char.yaml).
+public struct TrainConfig: Equatable, Sendable {
+    // model
+    public var nLayer = 4, nHead = 4, nEmbd = 128, blockSize = 64
+    public var dropout: Float = 0
+    public var bias = true, tieWeights = true
+    // training
+    public var batchSize = 12, maxIters = 2000, evalInterval = 250, evalIters = 20
+    public var gradientAccumulationSteps = 1, logInterval = 10, seed = 1337
+    public var gradClip: Float = 1
+    // lr_schedule
+    public var learningRate: Float = 1e-3, minLr: Float = 1e-4
+    public var warmupIters = 100, lrDecayIters = 2000
+    public var decayLr = true
+    // optimizer
+    public var weightDecay: Float = 0.1, beta1: Float = 0.9, beta2: Float = 0.99, eps: Float = 1e-8
+    // data
+    public var dataset = "data/shakespeare_char"
+    // output
+    public var outDir = "runs", name = ""
+
+    public init() {}
+
+    /// The model shape for a vocabulary size.
+    public func modelConfig(vocabSize: Int) -> GPTConfig {
+        GPTConfig(vocabSize: vocabSize, blockSize: blockSize, nLayer: nLayer, nHead: nHead, nEmbd: nEmbd,
+                  dropout: dropout, bias: bias, tieWeights: tieWeights)
+    }
+}
+
+/// A config problem, naming the file, the key and what was expected.
+public struct ConfigError: Error, CustomStringConvertible {
+    public var file: String, key: String, message: String
+    public var description: String { "\(file): \(key): \(message)" }
+}
+
+extension TrainConfig {
+    enum Field: Sendable {
+        case int(WritableKeyPath<TrainConfig, Int> & Sendable, minimum: Int)
+        case float(WritableKeyPath<TrainConfig, Float> & Sendable, minimum: Float)
+        case bool(WritableKeyPath<TrainConfig, Bool> & Sendable)
+        case string(WritableKeyPath<TrainConfig, String> & Sendable)
+    }
+
+    /// One source of truth for the config file's sections, keys, types and lower bounds.
+    static let schema: [(section: String, key: String, field: Field)] = [
+        ("model", "n_layer", .int(\.nLayer, minimum: 1)),
+        ("model", "n_head", .int(\.nHead, minimum: 1)),
+        ("model", "n_embd", .int(\.nEmbd, minimum: 1)),
+        ("model", "block_size", .int(\.blockSize, minimum: 1)),
+        ("model", "dropout", .float(\.dropout, minimum: 0)),
+        ("model", "bias", .bool(\.bias)),
+        ("model", "tie_weights", .bool(\.tieWeights)),
+        ("training", "batch_size", .int(\.batchSize, minimum: 1)),
+        ("training", "max_iters", .int(\.maxIters, minimum: 0)),
+        ("training", "eval_interval", .int(\.evalInterval, minimum: 1)),
+        ("training", "eval_iters", .int(\.evalIters, minimum: 1)),
+        ("training", "gradient_accumulation_steps", .int(\.gradientAccumulationSteps, minimum: 1)),
+        ("training", "log_interval", .int(\.logInterval, minimum: 1)),
+        ("training", "seed", .int(\.seed, minimum: 0)),
+        ("training", "grad_clip", .float(\.gradClip, minimum: 0)),
+        ("lr_schedule", "learning_rate", .float(\.learningRate, minimum: 0)),
+        ("lr_schedule", "min_lr", .float(\.minLr, minimum: 0)),
+        ("lr_schedule", "warmup_iters", .int(\.warmupIters, minimum: 0)),
+        ("lr_schedule", "lr_decay_iters", .int(\.lrDecayIters, minimum: 1)),
+        ("lr_schedule", "decay_lr", .bool(\.decayLr)),
+        ("optimizer", "weight_decay", .float(\.weightDecay, minimum: 0)),
+        ("optimizer", "beta1", .float(\.beta1, minimum: 0)),
+        ("optimizer", "beta2", .float(\.beta2, minimum: 0)),
+        ("optimizer", "eps", .float(\.eps, minimum: 0)),
+        ("data", "dataset", .string(\.dataset)),
+        ("output", "out_dir", .string(\.outDir)),
+        ("output", "name", .string(\.name)),
+    ]
+
+    /// Loads a YAML file (nil: defaults) and applies `section.key=value` overrides.
+    public static func load(file: String?, overrides: [String] = []) throws -> TrainConfig {
+        var config = TrainConfig()
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ConfigError(file: file, key: "-", message: "cannot read the file")
+            }
+            let root: Any?
+            do { root = try Yams.load(yaml: text) } catch {
+                throw ConfigError(file: file, key: "-", message: "not valid YAML: \(error)")
+            }
+            if let root {
+                guard let sections = root as? [String: Any] else {
+                    throw ConfigError(file: file, key: "-", message: "expected a mapping of sections (model, training, lr_schedule, optimizer, data, output)")
+                }
+                for (section, body) in sections.sorted(by: { $0.key < $1.key }) {
+                    guard schema.contains(where: { $0.section == section }) else {
+                        throw ConfigError(file: file, key: section, message: "unknown section" + suggestion(section, among: Set(schema.map(\.section))))
+                    }
+                    guard let entries = body as? [String: Any] else {
+                        throw ConfigError(file: file, key: section, message: "expected a mapping of keys")
+                    }
+                    for (key, value) in entries.sorted(by: { $0.key < $1.key }) {
+                        try config.set(section: section, key: key, value: value, file: file)
+                    }
+                }
+            }
+        }
+        for override in overrides {
+            let parts = override.split(separator: "=", maxSplits: 1).map(String.init)
+            let path = parts[0].split(separator: ".").map(String.init)
+            guard parts.count == 2, path.count == 2 else {
+                throw ConfigError(file: "--set", key: override, message: "expected section.key=value, e.g. training.max_iters=100")
+            }
+            let value = (try? Yams.load(yaml: parts[1])) ?? parts[1]
+            try config.set(section: path[0], key: path[1], value: value as Any, file: "--set")
+        }
+        try config.validate(file: file ?? "defaults")
+        return config
+    }
+
+    mutating func set(section: String, key: String, value: Any, file: String) throws {
+        let name = "\(section).\(key)"
+        guard let entry = Self.schema.first(where: { $0.section == section && $0.key == key }) else {
+            let all = Set(Self.schema.map { "\($0.section).\($0.key)" })
+            throw ConfigError(file: file, key: name, message: "unknown key" + Self.suggestion(name, among: all))
+        }
+        switch entry.field {
+        case let .int(path, minimum):
+            guard let v = value as? Int else { throw ConfigError(file: file, key: name, message: "expected an integer, got \(value)") }
+            guard v >= minimum else { throw ConfigError(file: file, key: name, message: "expected an integer ≥ \(minimum), got \(v)") }
+            self[keyPath: path] = v
+        case let .float(path, minimum):
+            guard let v = (value as? Double).map(Float.init) ?? (value as? Int).map(Float.init) else {
+                throw ConfigError(file: file, key: name, message: "expected a number, got \(value)")
+            }
+            guard v >= minimum else { throw ConfigError(file: file, key: name, message: "expected a number ≥ \(minimum), got \(v)") }
+            self[keyPath: path] = v
+        case let .bool(path):
+            guard let v = value as? Bool else { throw ConfigError(file: file, key: name, message: "expected true or false, got \(value)") }
+            self[keyPath: path] = v
+        case let .string(path):
+            guard let v = value as? String else { throw ConfigError(file: file, key: name, message: "expected a string, got \(value)") }
+            self[keyPath: path] = v
+        }
+    }
+
+    func validate(file: String) throws {
+        guard nEmbd % nHead == 0 else {
+            throw ConfigError(file: file, key: "model.n_embd", message: "n_embd \(nEmbd) must be divisible by n_head \(nHead)")
+        }
+        guard dropout < 1 else { throw ConfigError(file: file, key: "model.dropout", message: "expected a value in [0, 1), got \(dropout)") }
+        guard beta1 < 1, beta2 < 1 else { throw ConfigError(file: file, key: "optimizer.beta1/beta2", message: "betas must be < 1") }
+        guard minLr <= learningRate else {
+            throw ConfigError(file: file, key: "lr_schedule.min_lr", message: "min_lr \(minLr) exceeds learning_rate \(learningRate)")
+        }
+    }
+
+    static func suggestion(_ word: String, among options: Set<String>) -> String {
+        var best: (word: String, distance: Int)? = nil
+        for option in options.sorted() {
+            let d = editDistance(word, option)
+            if best == nil || d < best!.distance { best = (option, d) }
+        }
+        guard let best, best.distance <= max(2, word.count / 3) else { return "" }
+        return " (did you mean '\(best.word)'?)"
+    }
+
+    /// Levenshtein distance.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var prev = row[0]
+            row[0] = i
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                let cur = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+                prev = cur
+            }
+        }
+        return row[b.count]
+    }
+
+    /// The effective config as YAML, in schema order.
+    public func yaml() -> String {
+        var out = "", section = ""
+        for entry in Self.schema {
+            if entry.section != section { section = entry.section; out += "\(section):\n" }
+            let value: String
+            switch entry.field {
+            case let .int(p, _): value = String(self[keyPath: p])
+            case let .float(p, _): value = "\(self[keyPath: p])"
+            case let .bool(p): value = String(self[keyPath: p])
+            case let .string(p): value = "\"\(self[keyPath: p])\""
+            }
+            out += "  \(entry.key): \(value)\n"
+        }
+        return out
+    }
+}

@@ -1,0 +1,198 @@
+import Foundation
+import NanoCPU
+import NanoData
+import NanoEngine
+import NanoModels
+import NanoNN
+
+/// One training run: model, optimizer, data, schedule, evaluation, checkpoints and metrics,
+/// in the run folder `out_dir/name`.
+public final class Trainer {
+    public let config: TrainConfig
+    public let dataset: TokenDataset
+    public let model: DenseGPT
+    public let optimizer: AdamW
+    public let runDir: String
+    public let schedule: LRSchedule
+    public var log: (String) -> Void = { print($0) }
+    public let stop = StopSignal()
+    /// Training loss of every step, by step (for tests and plots).
+    public private(set) var losses: [Int: Float] = [:]
+    public private(set) var state: TrainingState
+    let dataGenerator: Generator
+    var evalGenerator: Generator
+
+    public init(config: TrainConfig, runDir: String) throws {
+        self.config = config
+        self.runDir = runDir
+        dataset = try TokenDataset(folder: config.dataset)
+        guard dataset.val.count > config.blockSize else {
+            throw ConfigError(file: config.dataset + "/val.bin", key: "model.block_size",
+                              message: "block_size \(config.blockSize) is larger than the validation data (\(dataset.val.count) tokens)")
+        }
+        model = try DenseGPT(config.modelConfig(vocabSize: dataset.meta.vocabSize), seed: UInt64(config.seed))
+        optimizer = try AdamW(model.namedParameters(), decayed: model.decayedParameterNames(), beta1: config.beta1,
+                              beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay)
+        schedule = LRSchedule(config)
+        let seed = UInt64(config.seed)
+        dataGenerator = Generator(seed: seed &+ 1)
+        evalGenerator = Generator(seed: seed &+ 2)
+        Generator.manualSeed(seed &+ 3)   // dropout
+        state = TrainingState(step: 0, bestValLoss: nil, lastEvalStep: nil, dataOffset: 0, evalOffset: 0, dropoutOffset: 0,
+                              seed: config.seed, tokensSeen: 0)
+    }
+
+    var checkpointDir: String { runDir + "/checkpoint" }
+    var bestDir: String { runDir + "/best" }
+
+    /// Continues from the run folder's last checkpoint.
+    public func resume() throws {
+        state = try Checkpoint.resume(model: model, optimizer: optimizer, from: checkpointDir)
+        let seed = UInt64(state.seed)
+        dataGenerator.restore(offset: state.dataOffset)
+        evalGenerator = Generator(seed: seed &+ 2, offset: state.evalOffset)
+        Generator.manualSeed(seed &+ 3, offset: state.dropoutOffset)
+        log("resumed from \(checkpointDir) at step \(state.step)")
+    }
+
+    func saveCheckpoint(to dir: String) throws {
+        state.dataOffset = dataGenerator.offset
+        state.evalOffset = evalGenerator.offset
+        state.dropoutOffset = Generator.default.offset
+        try Checkpoint.save(to: dir, model: model, optimizer: optimizer, state: state, config: config)
+    }
+
+    /// Mean loss over eval_iters batches of a split, without dropout or graph.
+    func estimateLoss(_ file: TokenFile) throws -> Float {
+        try withNoGrad {
+            var total: Float = 0
+            for _ in 0..<config.evalIters {
+                let (x, y) = try file.randomBatch(batchSize: config.batchSize, blockSize: config.blockSize, generator: evalGenerator)
+                total += try model.loss(x, targets: y).item()
+            }
+            return total / Float(config.evalIters)
+        }
+    }
+
+    /// Trains until max_iters (or a stop request). Returns the best validation loss.
+    @discardableResult
+    public func train() throws -> Float? {
+        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        try writeAtomically(Data(config.yaml().utf8), to: runDir + "/config.yaml")
+        let metrics = try MetricsLog(path: runDir + "/metrics.jsonl")
+        let counts = model.parameterCounts
+        log(String(format: "model: %.2fM parameters (%.2fM without position embeddings); vocab %d; data %@ (%d train / %d val tokens)",
+                   Double(counts.total) / 1e6, Double(counts.withoutPositions) / 1e6, model.config.vocabSize, dataset.folder,
+                   dataset.train.count, dataset.val.count))
+        let nonEmbedding = counts.total - model.tokenEmbedding.weight.count - model.positionEmbedding.weight.count
+        let flopsPerToken = Double(6 * nonEmbedding + 12 * config.nLayer * config.nEmbd * config.blockSize)
+        let peak = try measuredPeakFLOPS()
+        log(String(format: "backend: %@; MFU is against the measured GEMM rate %.0f GFLOP/s", CPUBackend.shared.name, peak / 1e9))
+        let tokensPerStep = config.batchSize * config.blockSize * config.gradientAccumulationSteps
+        var stepTimes: [Double] = []
+        let runStart = Date()
+        var lastLogged = 0
+
+        while state.step <= config.maxIters {
+            let it = state.step
+            if (it % config.evalInterval == 0 || it == config.maxIters) && state.lastEvalStep != it {
+                let trainLoss = try estimateLoss(dataset.train), valLoss = try estimateLoss(dataset.val)
+                state.lastEvalStep = it
+                log(String(format: "step %d: train loss %.4f, val loss %.4f", it, trainLoss, valLoss))
+                try metrics.append(["step": it, "eval_train_loss": trainLoss, "val_loss": valLoss, "tokens": state.tokensSeen])
+                if valLoss < (state.bestValLoss ?? .infinity) {
+                    state.bestValLoss = valLoss
+                    if it > 0 { try saveCheckpoint(to: bestDir) }
+                }
+                try saveCheckpoint(to: checkpointDir)
+            }
+            if it == config.maxIters || stop.isRequested { break }
+
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let lr = schedule(it)
+            model.zeroGrad()
+            var lossSum: Float = 0
+            for _ in 0..<config.gradientAccumulationSteps {
+                let (x, y) = try dataset.train.randomBatch(batchSize: config.batchSize, blockSize: config.blockSize, generator: dataGenerator)
+                let loss = try model.loss(x, targets: y, training: true)
+                lossSum += try loss.item()
+                try loss.backward(gradient: Tensor.full([], value: 1 / Float(config.gradientAccumulationSteps)))
+            }
+            let gradNorm = try optimizer.clipGradients(maxNorm: config.gradClip)
+            try optimizer.update(learningRate: lr)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            let loss = lossSum / Float(config.gradientAccumulationSteps)
+            losses[it] = loss
+            state.step += 1
+            state.tokensSeen += tokensPerStep
+            stepTimes.append(seconds)
+
+            let tokensPerSecond = Double(tokensPerStep) / seconds
+            let mfu = flopsPerToken * tokensPerSecond / peak
+            try metrics.append(["step": it + 1, "train_loss": loss, "lr": lr, "grad_norm": gradNorm, "tokens_per_s": tokensPerSecond,
+                                "ms_per_iter": seconds * 1000, "mfu": mfu, "tokens": state.tokensSeen])
+            if it % config.logInterval == 0 || stop.isRequested {
+                let recent = Array(stepTimes.suffix(20)).sorted()
+                let median = recent[recent.count / 2]
+                let eta = median * Double(config.maxIters - state.step)
+                log(String(format: "iter %d: loss %.4f, lr %.2e, %.0f tok/s, %.1f ms/iter, MFU %.1f%%, ETA %@",
+                           it, loss, lr, Double(tokensPerStep) / median, median * 1000, 100 * mfu, formatDuration(eta)))
+                lastLogged = it
+            }
+            _ = lastLogged
+        }
+        if stop.isRequested {
+            try saveCheckpoint(to: checkpointDir)
+            log("stopped at step \(state.step); resume with --resume (checkpoint: \(checkpointDir))")
+        }
+        let sorted = stepTimes.sorted()
+        if !sorted.isEmpty {
+            let median = sorted[sorted.count / 2]
+            log(String(format: "done: %d steps in %@, median %.1f ms/iter, %.0f tokens/s; best val loss %.4f",
+                       stepTimes.count, formatDuration(Date().timeIntervalSince(runStart)), median * 1000,
+                       Double(tokensPerStep) / median, state.bestValLoss ?? .nan))
+        }
+        return state.bestValLoss
+    }
+
+    /// Best GEMM rate of a 1024³ product, the yardstick for MFU on this machine.
+    func measuredPeakFLOPS() throws -> Double {
+        try withNoGrad {
+            let a = try Tensor.randn([1024, 1024]), b = try Tensor.randn([1024, 1024])
+            var best = Double.infinity
+            for _ in 0..<4 {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try a.matmul(b)
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            return 2 * 1024 * 1024 * 1024 / best
+        }
+    }
+}
+
+func formatDuration(_ seconds: Double) -> String {
+    guard seconds.isFinite else { return "?" }
+    let s = Int(seconds.rounded())
+    return s >= 3600 ? String(format: "%dh%02dm", s / 3600, s % 3600 / 60) : String(format: "%dm%02ds", s / 60, s % 60)
+}
+
+/// Appends one JSON object per line to metrics.jsonl.
+final class MetricsLog {
+    let handle: FileHandle
+    init(path: String) throws {
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw FileFormatError.invalid(path: path, reason: "cannot open for writing") }
+        h.seekToEndOfFile()
+        handle = h
+    }
+    func append(_ fields: [String: Any]) throws {
+        let clean = fields.mapValues { v -> Any in
+            if let f = v as? Float { return f.isFinite ? Double(f) : NSNull() }
+            if let d = v as? Double { return d.isFinite ? d : NSNull() }
+            return v
+        }
+        var line = try JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys])
+        line.append(0x0A)
+        handle.write(line)
+    }
+}
