@@ -16,6 +16,8 @@ public final class Trainer {
     public let schedule: LRSchedule
     public var log: (String) -> Void = { print($0) }
     public let stop = StopSignal()
+    /// Called after every optimizer step with the step number (1-based) and its loss.
+    public var onStep: ((Int, Float) -> Void)? = nil
     /// Training loss of every step, by step (for tests and plots).
     public private(set) var losses: [Int: Float] = [:]
     public private(set) var state: TrainingState
@@ -126,6 +128,7 @@ public final class Trainer {
             state.step += 1
             state.tokensSeen += tokensPerStep
             stepTimes.append(seconds)
+            onStep?(state.step, loss)
 
             let tokensPerSecond = Double(tokensPerStep) / seconds
             let mfu = flopsPerToken * tokensPerSecond / peak

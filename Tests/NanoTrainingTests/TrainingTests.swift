@@ -1,0 +1,166 @@
+import Foundation
+import NanoCPU
+import NanoData
+import NanoEngine
+import NanoModels
+@testable import NanoTraining
+import Testing
+
+/// A throwaway dataset folder of random tokens.
+func makeDataset(vocab: Int = 11, trainTokens: Int = 3000, valTokens: Int = 600) throws -> String {
+    let dir = NSTemporaryDirectory() + "nanodecoder-test-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    // Patterned text (a noisy counter) so a model can learn something.
+    func tokens(_ n: Int, seed: UInt64) -> [UInt16] {
+        let noise = (try? Tensor.uniform([n], generator: Generator(seed: seed)).toArray()) ?? []
+        return (0..<n).map { i in UInt16(noise[i] < 0.1 ? Int(noise[i] * 100) % vocab : i % vocab) }
+    }
+    for (name, n, seed) in [("train", trainTokens, UInt64(1)), ("val", valTokens, UInt64(2))] {
+        let data = tokens(n, seed: seed).withUnsafeBufferPointer { Data(buffer: $0) }
+        try data.write(to: URL(fileURLWithPath: "\(dir)/\(name).bin"))
+    }
+    try DatasetMeta(tokenizer: "char", vocabSize: vocab, dtype: "uint16", vocabulary: (0..<vocab).map { String($0) },
+                    tokenizerFile: nil, trainTokens: trainTokens, valTokens: valTokens, source: "test").save(folder: dir)
+    return dir
+}
+
+func tinyConfig(dataset: String, runs: String) -> TrainConfig {
+    var c = TrainConfig()
+    c.nLayer = 1; c.nHead = 2; c.nEmbd = 16; c.blockSize = 8; c.batchSize = 4
+    c.maxIters = 8; c.evalInterval = 4; c.evalIters = 2; c.warmupIters = 2; c.lrDecayIters = 8; c.logInterval = 100
+    c.dataset = dataset; c.outDir = runs; c.name = "t"
+    return c
+}
+
+@Suite(.serialized) struct TrainingTests {
+    @Test func resumingGivesBitwiseTheSameLossesAsTrainingStraight() throws {
+        let data = try makeDataset()
+        let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"
+        let config = tinyConfig(dataset: data, runs: runs)
+
+        let straight = try Trainer(config: config, runDir: runs + "/straight")
+        straight.log = { _ in }
+        try straight.train()
+
+        let first = try Trainer(config: config, runDir: runs + "/resumed")
+        first.log = { _ in }
+        first.onStep = { step, _ in if step == 3 { first.stop.request() } }
+        try first.train()
+        #expect(first.state.step == 3)
+        let second = try Trainer(config: config, runDir: runs + "/resumed")
+        second.log = { _ in }
+        try second.resume()
+        try second.train()
+
+        let resumed = first.losses.merging(second.losses) { a, _ in a }
+        #expect(resumed.count == 8)
+        for step in 0..<8 {
+            #expect(straight.losses[step] == resumed[step], "step \(step): \(straight.losses[step] ?? .nan) vs \(resumed[step] ?? .nan)")
+        }
+        #expect(straight.state.bestValLoss == second.state.bestValLoss)
+    }
+
+    @Test func trainingLowersTheLossAndWritesMetricsAndCheckpoints() throws {
+        let data = try makeDataset()
+        let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"
+        var config = tinyConfig(dataset: data, runs: runs)
+        config.maxIters = 60; config.evalInterval = 30; config.learningRate = 1e-2; config.lrDecayIters = 60
+        let trainer = try Trainer(config: config, runDir: runs + "/t")
+        trainer.log = { _ in }
+        try trainer.train()
+        #expect(trainer.losses[59]! < trainer.losses[0]! - 0.3)
+        let lines = try String(contentsOfFile: runs + "/t/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 60 + 3)   // 60 steps, evals at 0, 30, 60
+        #expect(FileManager.default.fileExists(atPath: runs + "/t/checkpoint/model.safetensors"))
+        #expect(FileManager.default.fileExists(atPath: runs + "/t/best/optimizer.safetensors"))
+        let loaded = try Checkpoint.loadModel(from: runs + "/t/checkpoint")
+        #expect(loaded.config == trainer.model.config)
+    }
+
+    @Test func checkpointOfAnotherModelConfigIsRejected() throws {
+        let dir = NSTemporaryDirectory() + "ckpt-\(UUID().uuidString)"
+        try Checkpoint.save(to: dir, model: try DenseGPT(GPTConfig(vocabSize: 11, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 16)))
+        let other = try DenseGPT(GPTConfig(vocabSize: 11, blockSize: 8, nLayer: 1, nHead: 2, nEmbd: 32))
+        #expect(throws: FileFormatError.self) { try Checkpoint.loadWeights(into: other, from: dir) }
+    }
+
+    @Test func corruptedSafetensorsHeaderIsAClearError() throws {
+        let path = NSTemporaryDirectory() + "bad-\(UUID().uuidString).safetensors"
+        var data = Data([0xFF, 0xFF, 0, 0, 0, 0, 0, 0])
+        data.append(Data("{}".utf8))
+        try data.write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try SafeTensors.read(path)
+            Issue.record("expected an error")
+        } catch let e as FileFormatError {
+            #expect(e.description.contains(path) && e.description.contains("header length"))
+        }
+        let good = try SafeTensors.encode([("w", try Tensor([1, 2, 3], shape: [3]))])
+        try good.prefix(good.count - 4).write(to: URL(fileURLWithPath: path))   // truncated data
+        #expect(throws: FileFormatError.self) { try SafeTensors.read(path) }
+    }
+
+    @Test func tokenFileWithAPartialTokenIsRejected() throws {
+        let dir = try makeDataset()
+        try Data([1, 0, 2]).write(to: URL(fileURLWithPath: dir + "/val.bin"))
+        do {
+            _ = try TokenDataset(folder: dir)
+            Issue.record("expected an error")
+        } catch let e as DataError {
+            #expect(e.description.contains("val.bin") && e.description.contains("whole number"))
+        }
+    }
+
+    @Test func samplingWithKVCacheGivesTheSameTokensAsWithout() throws {
+        let model = try DenseGPT(GPTConfig(vocabSize: 11, blockSize: 16, nLayer: 2, nHead: 2, nEmbd: 16), seed: 3)
+        var options = SamplingOptions()
+        options.maxNewTokens = 30   // past block_size, so the cache is rebuilt on the way
+        options.temperature = 1
+        options.topK = 0
+        options.useKVCache = true
+        let cached = try Sampler(model: model).generate(prompt: [1, 2, 3], options: options)
+        options.useKVCache = false
+        let uncached = try Sampler(model: model).generate(prompt: [1, 2, 3], options: options)
+        #expect(cached == uncached)
+        #expect(cached.count == 30)
+    }
+}
+
+@Suite struct ConfigTests {
+    func write(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "cfg-\(UUID().uuidString).yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func unknownKeyNamesFileKeyAndSuggestion() throws {
+        let path = try write("training:\n  max_iter: 100\n")
+        do {
+            _ = try TrainConfig.load(file: path)
+            Issue.record("expected an error")
+        } catch let e as ConfigError {
+            #expect(e.description.contains(path) && e.description.contains("training.max_iter") && e.description.contains("max_iters"))
+        }
+    }
+
+    @Test func wrongTypesAndImpossibleValuesAreErrors() throws {
+        #expect(throws: ConfigError.self) { try TrainConfig.load(file: try write("model:\n  n_layer: four\n")) }
+        #expect(throws: ConfigError.self) { try TrainConfig.load(file: try write("model:\n  n_embd: 100\n  n_head: 3\n")) }
+        #expect(throws: ConfigError.self) { try TrainConfig.load(file: try write("modle:\n  n_layer: 2\n")) }
+        #expect(throws: ConfigError.self) { try TrainConfig.load(file: nil, overrides: ["training.batch_size=0"]) }
+    }
+
+    @Test func overridesApplyAndTheEffectiveConfigRoundTrips() throws {
+        let c = try TrainConfig.load(file: try write("model:\n  n_layer: 6\nlr_schedule:\n  learning_rate: 0.0006\n"),
+                                     overrides: ["training.max_iters=42", "model.dropout=0.2"])
+        #expect(c.nLayer == 6 && c.maxIters == 42 && c.dropout == 0.2 && c.learningRate == 0.0006)
+        #expect(try TrainConfig.load(file: try write(c.yaml())) == c)
+    }
+
+    @Test func blockSizeLargerThanTheDataIsAConfigError() throws {
+        let data = try makeDataset(trainTokens: 100, valTokens: 20)
+        var c = tinyConfig(dataset: data, runs: NSTemporaryDirectory())
+        c.blockSize = 64
+        #expect(throws: ConfigError.self) { try Trainer(config: c, runDir: NSTemporaryDirectory() + "x") }
+    }
+}
