@@ -81,6 +81,12 @@ public final class Trainer {
     public func train() throws -> Float? {
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         try writeAtomically(Data(config.yaml().utf8), to: runDir + "/config.yaml")
+        // The tokenizer description travels with the run, so `sample` can decode.
+        for file in ["meta.json", dataset.meta.tokenizerFile].compactMap({ $0 }) {
+            let dst = runDir + "/" + file
+            try? FileManager.default.removeItem(atPath: dst)
+            try? FileManager.default.copyItem(atPath: dataset.folder + "/" + file, toPath: dst)
+        }
         let metrics = try MetricsLog(path: runDir + "/metrics.jsonl")
         let counts = model.parameterCounts
         log(String(format: "model: %.2fM parameters (%.2fM without position embeddings); vocab %d; data %@ (%d train / %d val tokens)",

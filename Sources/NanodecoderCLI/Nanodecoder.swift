@@ -1,9 +1,22 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Nanodecoder: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nanodecoder",
         abstract: "Build, train, evaluate and sample decoder-only transformers.",
-        subcommands: [Bench.self])
+        subcommands: [Prepare.self, TokenizerCommand.self, Train.self, Sample.self, Bench.self])
+
+    /// Errors from the library carry file, key and expectation; print them without a stack.
+    static func reporting(_ body: () throws -> Void) throws {
+        do { try body() } catch let error as any CustomStringConvertible & Error {
+            throw ValidationError(error.description)
+        }
+    }
+}
+
+/// Writes to stdout immediately (no buffering), so progress and streamed tokens appear as they happen.
+func emit(_ text: String, terminator: String = "\n") {
+    FileHandle.standardOutput.write(Data((text + terminator).utf8))
 }

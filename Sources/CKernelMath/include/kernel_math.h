@@ -41,10 +41,24 @@ ND_INLINE nd_f32x16 nd_exp(nd_f32x16 x) {
     return p * (nd_f32x16)e;
 }
 
-/// tanh(x) = 1 − 2/(exp(2x)+1), accurate to ~1e-7 absolute.
+/// tanh(x) as a rational function x·P(x²)/Q(x²) (odd degree 13 over even degree 6), with x
+/// clamped to ±7.9053 where float tanh is ±1. Max abs. error 2.3e-7 (checked against numpy over
+/// [−9, 9]); no exp, one division.
 ND_INLINE nd_f32x16 nd_tanh(nd_f32x16 x) {
-    nd_f32x16 e = nd_exp(2.0f * x);
-    return 1.0f - 2.0f / (e + 1.0f);
+    x = nd_min(nd_max(x, (nd_f32x16)(-7.90531110763549805f)), (nd_f32x16)(7.90531110763549805f));
+    nd_f32x16 x2 = x * x;
+    nd_f32x16 p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 - 8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    nd_f32x16 q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return x * p / q;
 }
 
 /// log(x) for x > 0 (Cephes logf).

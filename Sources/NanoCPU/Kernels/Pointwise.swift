@@ -10,9 +10,10 @@ private let geluA: Float = 0.044_715
 /// One activation applied to a vector; shared by forward and backward.
 @inline(__always) func unaryVector(_ op: UnaryOp, _ x: F16x) -> F16x {
     switch op {
-    case .gelu:   // 0.5·x·(1 + tanh(u)) = x·σ(2u): one exp, one division
-        let inner = x.addingProduct(geluA * x * x, x)
-        return x / (1 + nd_exp(inner * (-2 * geluC)))
+    case .gelu:   // 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³)
+        let u = x.addingProduct(geluA * x * x, x) * geluC
+        let half = 0.5 * x
+        return half.addingProduct(half, nd_tanh(u))
     case .relu: return pointwiseMax(x, F16x(repeating: 0))
     case .silu: return x / (1 + nd_exp(-x))
     case .softplus:   // max(x, 0) + log(1 + e^-|x|)

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import NanoData
+import NanoTraining
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Generate text from a checkpoint, streamed as it is produced.")
+
+    @Option(help: "Checkpoint folder (e.g. runs/NAME/checkpoint or runs/NAME/best).") var checkpoint: String
+    @Option(help: "Prompt text.") var prompt: String = "\n"
+    @Option(help: "File with one prompt per line (instead of --prompt).") var promptsFile: String?
+    @Option(help: "Tokens to generate per prompt.") var maxNewTokens: Int = 500
+    @Option(help: "Sampling temperature (0: greedy).") var temperature: Float = 0.8
+    @Option(help: "Keep the k most likely tokens (0: all).") var topK: Int = 200
+    @Option(help: "Nucleus sampling threshold (1: off).") var topP: Float = 1
+    @Option(help: "Random seed.") var seed: UInt64 = 1337
+    @Flag(help: "Recompute every position instead of using the KV cache.") var noKVCache = false
+
+    func run() throws {
+        try Nanodecoder.reporting {
+            let model = try Checkpoint.loadModel(from: checkpoint)
+            let tokenizer = try loadTokenizer()
+            var options = SamplingOptions()
+            options.maxNewTokens = maxNewTokens; options.temperature = temperature; options.topK = topK
+            options.topP = topP; options.seed = seed; options.useKVCache = !noKVCache
+            options.stopToken = tokenizer.endOfText
+            let prompts: [String]
+            if let promptsFile {
+                guard let text = try? String(contentsOfFile: promptsFile, encoding: .utf8) else {
+                    throw DataError.invalid(path: promptsFile, reason: "cannot read the prompts file")
+                }
+                prompts = text.split(separator: "\n").map(String.init)
+            } else {
+                prompts = [prompt.replacingOccurrences(of: "\\n", with: "\n")]
+            }
+            for p in prompts {
+                emit(p, terminator: "")
+                _ = try Sampler(model: model).generate(prompt: try tokenizer.encode(p), options: options) { token in
+                    emit((try? tokenizer.decode([token])) ?? "", terminator: "")
+                }
+                emit("\n---")
+            }
+        }
+    }
+
+    /// The dataset description saved in the run folder (the checkpoint's parent).
+    func loadTokenizer() throws -> any Tokenizer {
+        let candidates = [checkpoint, (checkpoint as NSString).deletingLastPathComponent]
+        for folder in candidates where FileManager.default.fileExists(atPath: folder + "/meta.json") {
+            return try NanoData.Prepare.tokenizer(for: try DatasetMeta.load(folder: folder), folder: folder)
+        }
+        throw DataError.invalid(path: checkpoint, reason: "no meta.json beside the checkpoint to rebuild its tokenizer")
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import NanoTraining
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Train a dense GPT from a YAML config.")
+
+    @Option(help: "YAML config (sections model, training, lr_schedule, optimizer, data, output).") var config: String?
+    @Option(name: .customLong("set"), help: "Override a key: section.key=value (repeatable).") var overrides: [String] = []
+    @Flag(help: "Continue from the run folder's last checkpoint.") var resume = false
+
+    func run() throws {
+        try Nanodecoder.reporting {
+            var cfg = try TrainConfig.load(file: config, overrides: overrides)
+            if cfg.name.isEmpty {
+                let f = DateFormatter()
+                f.dateFormat = "yyyyMMdd-HHmmss"
+                cfg.name = f.string(from: Date())
+            }
+            let runDir = cfg.outDir + "/" + cfg.name
+            let trainer = try Trainer(config: cfg, runDir: runDir)
+            trainer.log = { emit($0) }
+            if resume { try trainer.resume() }
+            trainer.stop.install()
+            emit("run folder: \(runDir)")
+            try trainer.train()
+        }
+    }
+}
