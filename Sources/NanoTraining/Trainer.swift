@@ -99,7 +99,6 @@ public final class Trainer {
         let tokensPerStep = config.batchSize * config.blockSize * config.gradientAccumulationSteps
         var stepTimes: [Double] = []
         let runStart = Date()
-        var lastLogged = 0
 
         while state.step <= config.maxIters {
             let it = state.step
@@ -144,11 +143,11 @@ public final class Trainer {
                 let recent = Array(stepTimes.suffix(20)).sorted()
                 let median = recent[recent.count / 2]
                 let eta = median * Double(config.maxIters - state.step)
+                let medianTokensPerSecond = Double(tokensPerStep) / median
                 log(String(format: "iter %d: loss %.4f, lr %.2e, %.0f tok/s, %.1f ms/iter, MFU %.1f%%, ETA %@",
-                           it, loss, lr, Double(tokensPerStep) / median, median * 1000, 100 * mfu, formatDuration(eta)))
-                lastLogged = it
+                           it, loss, lr, medianTokensPerSecond, median * 1000, 100 * flopsPerToken * medianTokensPerSecond / peak,
+                           formatDuration(eta)))
             }
-            _ = lastLogged
         }
         if stop.isRequested {
             try saveCheckpoint(to: checkpointDir)

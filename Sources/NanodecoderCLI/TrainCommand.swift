@@ -8,6 +8,7 @@ struct Train: ParsableCommand {
     @Option(help: "YAML config (sections model, training, lr_schedule, optimizer, data, output).") var config: String?
     @Option(name: .customLong("set"), help: "Override a key: section.key=value (repeatable).") var overrides: [String] = []
     @Flag(help: "Continue from the run folder's last checkpoint.") var resume = false
+    @Flag(help: "Start over in a run folder that already holds a checkpoint (replaces it).") var overwrite = false
 
     func run() throws {
         try Nanodecoder.reporting {
@@ -18,6 +19,13 @@ struct Train: ParsableCommand {
                 cfg.name = f.string(from: Date())
             }
             let runDir = cfg.outDir + "/" + cfg.name
+            let fm = FileManager.default
+            if !resume && fm.fileExists(atPath: runDir + "/checkpoint") {
+                guard overwrite else {
+                    throw ValidationError("\(runDir) already holds a checkpoint: pass --resume to continue it, --overwrite to start over, or choose another output.name")
+                }
+                for item in ["checkpoint", "best", "metrics.jsonl"] { try? fm.removeItem(atPath: runDir + "/" + item) }
+            }
             let trainer = try Trainer(config: cfg, runDir: runDir)
             trainer.log = { emit($0) }
             if resume { try trainer.resume() }
