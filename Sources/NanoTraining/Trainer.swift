@@ -166,7 +166,8 @@ public final class Trainer {
     /// Best GEMM rate of a 1024³ product, the yardstick for MFU on this machine.
     func measuredPeakFLOPS() throws -> Double {
         try withNoGrad {
-            let a = try Tensor.randn([1024, 1024]), b = try Tensor.randn([1024, 1024])
+            let g = Generator(seed: 0)   // not the dropout stream: resuming must not shift it
+            let a = try Tensor.randn([1024, 1024], generator: g), b = try Tensor.randn([1024, 1024], generator: g)
             var best = Double.infinity
             for _ in 0..<4 {
                 let t0 = DispatchTime.now().uptimeNanoseconds
