@@ -8,12 +8,19 @@ struct Nanodecoder: ParsableCommand {
         abstract: "Build, train, evaluate and sample decoder-only transformers.",
         subcommands: [Prepare.self, TokenizerCommand.self, Train.self, Sample.self, Bench.self])
 
-    /// Errors from the library carry file, key and expectation; print them without a stack.
+    /// Errors from the library carry file, key and expectation: print just that (no usage text).
     static func reporting(_ body: () throws -> Void) throws {
-        do { try body() } catch let error as any CustomStringConvertible & Error {
-            throw ValidationError(error.description)
+        do { try body() } catch let error as ValidationError {
+            throw error
+        } catch let error as any CustomStringConvertible & Error {
+            throw CommandFailure(description: error.description)
         }
     }
+}
+
+/// A failure reported as `Error: <description>`, exit code 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// Writes to stdout immediately (no buffering), so progress and streamed tokens appear as they happen.

@@ -34,8 +34,9 @@ struct Sample: ParsableCommand {
                 prompts = [prompt.replacingOccurrences(of: "\\n", with: "\n")]
             }
             for p in prompts {
+                let encoded = try tokenizer.encode(p)
                 emit(p, terminator: "")
-                _ = try Sampler(model: model).generate(prompt: try tokenizer.encode(p), options: options) { token in
+                _ = try Sampler(model: model).generate(prompt: encoded, options: options) { token in
                     emit((try? tokenizer.decode([token])) ?? "", terminator: "")
                 }
                 emit("\n---")
