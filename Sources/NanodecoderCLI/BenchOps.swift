@@ -75,6 +75,7 @@ struct BenchOps: ParsableCommand {
         print(String(format: "row kernels on [%d × %d] fp32 (GB/s counts 8 bytes per element: read + write)", rows, width))
         print(String(format: "memory copy             %7.1f GB/s", bytes / tCopy / 1e9))
         let kernels: [(String, () throws -> Tensor)] = [
+            ("x² (no math)", { try x.square() }),
             ("GELU (tanh)", { try x.gelu() }),
             ("LayerNorm  ", { try x.layerNorm(weight: w, bias: b) }),
             ("softmax    ", { try x.softmax() }),
