@@ -52,8 +52,13 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: kernelSwiftSettings),
 
-        .testTarget(name: "NanoEngineTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN"],
+        // Shared test helpers (finite-difference gradient check).
+        .target(name: "NanoTestSupport", dependencies: ["NanoEngine", "NanoCPU"], path: "Tests/NanoTestSupport",
+                swiftSettings: kernelSwiftSettings),
+        .testTarget(name: "NanoEngineTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoTestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),
+        .testTarget(name: "NanoModelsTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoTestSupport"],
+                    swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoDataTests", dependencies: ["NanoData"], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoTrainingTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining"],
                     resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),

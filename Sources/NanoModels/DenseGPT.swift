@@ -12,7 +12,7 @@ public final class CausalSelfAttention: Module {
     public let nHead: Int
     public let dropout: Float
 
-    init(_ c: GPTConfig, generator: Generator) throws {
+    public init(_ c: GPTConfig, generator: Generator) throws {
         qkv = try Linear(c.nEmbd, 3 * c.nEmbd, bias: c.bias, generator: generator)
         // GPT-2 scales residual projections by 1/√(2·n_layer): two residual adds per block.
         proj = try Linear(c.nEmbd, c.nEmbd, bias: c.bias, std: 0.02 / Float(2 * c.nLayer).squareRoot(), generator: generator)
@@ -45,7 +45,7 @@ public final class MLP: Module {
     public var proj: Linear
     public let dropout: Float
 
-    init(_ c: GPTConfig, generator: Generator) throws {
+    public init(_ c: GPTConfig, generator: Generator) throws {
         fc = try Linear(c.nEmbd, 4 * c.nEmbd, bias: c.bias, generator: generator)
         proj = try Linear(4 * c.nEmbd, c.nEmbd, bias: c.bias, std: 0.02 / Float(2 * c.nLayer).squareRoot(), generator: generator)
         dropout = c.dropout
@@ -63,7 +63,7 @@ public final class Block: Module {
     public var norm2: LayerNorm
     public var mlp: MLP
 
-    init(_ c: GPTConfig, generator: Generator) throws {
+    public init(_ c: GPTConfig, generator: Generator) throws {
         norm1 = try LayerNorm(c.nEmbd, bias: c.bias)
         attention = try CausalSelfAttention(c, generator: generator)
         norm2 = try LayerNorm(c.nEmbd, bias: c.bias)

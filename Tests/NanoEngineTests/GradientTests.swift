@@ -1,4 +1,5 @@
 import NanoCPU
+import NanoTestSupport
 @testable import NanoEngine
 import Testing
 

@@ -107,3 +107,52 @@ extension Tensor {
         return out
     }
 }
+
+extension Tensor {
+    /// self + rows of `source` added at positions `index` along `axis` (repeats accumulate):
+    /// out[..., index[j], ...] += source[..., j, ...]. index is 1-D int32.
+    public func indexAdding(axis: Int, index: Tensor, source: Tensor) throws -> Tensor {
+        try requireFloat32("indexAdd")
+        try source.requireFloat32("indexAdd")
+        try index.requireInt32("indexAdd")
+        let a = try axisIndex(axis, op: "indexAdd")
+        var expected = shape
+        if a < expected.count { expected[a] = index.count }
+        guard index.rank == 1, source.shape == expected else {
+            throw TensorError.shapeMismatch(op: "indexAdd", shapes: [shape, index.shape, source.shape],
+                                            expected: "a 1-D index and a source shaped like the input with \(index.count) along axis \(a)")
+        }
+        try index.requireIndices(in: shape[a], op: "indexAdd")
+        let out = try emptyLike(shape)
+        backend.copy(self, to: out)
+        backend.indexAdd(source, index: index, out, AxisView(shape: shape, axis: a))
+        return Tensor.record("indexAdd", output: out, inputs: [self, source]) { g in
+            [g, source.requiresGrad ? try g.indexSelect(axis: a, index: index) : nil]
+        }
+    }
+
+    /// Grouped matrix product: rows of self [M, K] are split into consecutive groups of
+    /// `groupSizes` (summing to M) and group e is multiplied by weights[e] ([E, K, N]) → [M, N].
+    /// The MoE expert computation after tokens are sorted by expert; empty groups cost nothing.
+    public func groupedMatmul(_ weights: Tensor, groupSizes: [Int]) throws -> Tensor {
+        guard rank == 2, weights.rank == 3, weights.shape[1] == shape[1], groupSizes.count == weights.shape[0],
+              groupSizes.reduce(0, +) == shape[0], groupSizes.allSatisfy({ $0 >= 0 }) else {
+            throw TensorError.shapeMismatch(op: "groupedMatmul", shapes: [shape, weights.shape, groupSizes],
+                                            expected: "x [M, K], weights [E, K, N] and E group sizes summing to M")
+        }
+        let (k, n) = (weights.shape[1], weights.shape[2])
+        var pieces: [Tensor] = []
+        var start = 0
+        for (e, size) in groupSizes.enumerated() where size > 0 {
+            let rows = try slice(axis: 0, start: start, length: size)
+            let w = try weights.slice(axis: 0, start: e, length: 1).reshaped([k, n])
+            pieces.append(try rows.matmul(w))
+            start += size
+        }
+        if pieces.isEmpty {
+            // No rows: an empty result that still connects weights to the graph.
+            return try weights.sum().reshaped([1, 1]).affine(scale: 0).expanded(to: [1, n]).slice(axis: 0, start: 0, length: 0)
+        }
+        return pieces.count == 1 ? pieces[0] : try Tensor.concat(pieces, axis: 0)
+    }
+}

@@ -1,5 +1,5 @@
 import NanoCPU
-@testable import NanoEngine
+import NanoEngine
 import Testing
 
 /// Finite-difference gradient check in float32.
@@ -8,7 +8,7 @@ import Testing
 /// perturbed by ±eps and the central difference compared with the analytic gradient:
 /// |analytic − numeric| ≤ atol + rtol·|numeric|. float32 limits the accuracy of the
 /// difference to about 1e-4 relative, hence the default tolerances.
-func gradCheck(_ name: String, _ inputs: [Tensor], eps: Float = 1e-2, atol: Float = 2e-3, rtol: Float = 1e-2,
+public func gradCheck(_ name: String, _ inputs: [Tensor], eps: Float = 1e-2, atol: Float = 2e-3, rtol: Float = 1e-2,
                maxElements: Int = 48, sourceLocation: SourceLocation = #_sourceLocation,
                _ f: ([Tensor]) throws -> Tensor) throws {
     for x in inputs where x.dtype == .float32 { x.requiresGrad = true; x.grad = nil }
@@ -46,6 +46,6 @@ func gradCheck(_ name: String, _ inputs: [Tensor], eps: Float = 1e-2, atol: Floa
 }
 
 /// A float32 tensor of normal values (seeded).
-func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1, shift: Float = 0) throws -> Tensor {
+public func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1, shift: Float = 0) throws -> Tensor {
     try Tensor.randn(shape, mean: shift, std: scale, generator: Generator(seed: seed))
 }
