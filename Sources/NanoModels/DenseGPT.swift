@@ -77,7 +77,7 @@ public final class Block: Module {
 }
 
 /// The dense GPT language model.
-public final class DenseGPT: Module {
+public final class DenseGPT: LanguageModel {
     public let config: GPTConfig
     public var tokenEmbedding: Embedding
     public var positionEmbedding: Embedding
@@ -88,6 +88,9 @@ public final class DenseGPT: Module {
 
     /// A freshly initialised model (GPT-2 initialisation: N(0, 0.02), residual projections scaled).
     public init(_ config: GPTConfig, seed: UInt64 = 1337) throws {
+        guard config.moe == nil else {
+            throw TensorError.invalidArgument(op: "DenseGPT", message: "the config has MoE layers: build it with makeLanguageModel or MoEGPT")
+        }
         guard config.nEmbd % config.nHead == 0 else {
             throw TensorError.invalidArgument(op: "DenseGPT", message: "n_embd \(config.nEmbd) is not divisible by n_head \(config.nHead)")
         }
@@ -117,20 +120,12 @@ public final class DenseGPT: Module {
     }
 
     /// Mean next-token cross-entropy of tokens [B, T] against targets [B, T].
-    public func loss(_ tokens: Tensor, targets: Tensor, training: Bool = false) throws -> Tensor {
-        try self(tokens, training: training).crossEntropy(targets: targets)
+    public func loss(_ tokens: Tensor, targets: Tensor, training: Bool = false) throws -> ModelLoss {
+        let lm = try self(tokens, training: training).crossEntropy(targets: targets)
+        return ModelLoss(total: lm, lm: lm)
     }
 
-    /// Parameter count, and the count without position embeddings (the usual way GPT sizes are quoted).
-    public var parameterCounts: (total: Int, withoutPositions: Int) {
-        let total = parameterCount
-        return (total, total - positionEmbedding.weight.count)
-    }
-
-    /// Parameters that get weight decay: matrices and embeddings (rank ≥ 2), not biases or norms.
-    public func decayedParameterNames() -> Set<String> {
-        Set(namedParameters().filter { $0.tensor.rank >= 2 }.map(\.name))
-    }
+    public var activeParameterCount: Int { parameterCount }
 }
 
 /// Keys and values of past positions, per layer, for incremental decoding.

@@ -10,11 +10,14 @@ public struct GPTConfig: Codable, Equatable, Sendable {
     public var bias: Bool
     /// LM head shares the token embedding matrix.
     public var tieWeights: Bool
+    /// Mixture-of-Experts layers; nil for the dense GPT.
+    public var moe: MoEConfig?
 
     public init(vocabSize: Int, blockSize: Int, nLayer: Int, nHead: Int, nEmbd: Int, dropout: Float = 0,
-                bias: Bool = true, tieWeights: Bool = true) {
+                bias: Bool = true, tieWeights: Bool = true, moe: MoEConfig? = nil) {
         self.vocabSize = vocabSize; self.blockSize = blockSize; self.nLayer = nLayer; self.nHead = nHead
         self.nEmbd = nEmbd; self.dropout = dropout; self.bias = bias; self.tieWeights = tieWeights
+        self.moe = moe
     }
 
     public var headDim: Int { nEmbd / nHead }

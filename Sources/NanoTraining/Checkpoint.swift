@@ -21,7 +21,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
 public enum Checkpoint {
     static let configKey = "gpt_config"
 
-    public static func save(to dir: String, model: DenseGPT, optimizer: AdamW? = nil, state: TrainingState? = nil,
+    public static func save(to dir: String, model: any LanguageModel, optimizer: AdamW? = nil, state: TrainingState? = nil,
                             config: TrainConfig? = nil) throws {
         let fm = FileManager.default
         let tmp = dir + ".tmp", old = dir + ".old"
@@ -65,14 +65,14 @@ public enum Checkpoint {
     }
 
     /// A model built from the checkpoint's config with its weights.
-    public static func loadModel(from dir: String) throws -> DenseGPT {
-        let model = try DenseGPT(try modelConfig(at: dir))
+    public static func loadModel(from dir: String) throws -> any LanguageModel {
+        let model = try makeLanguageModel(try modelConfig(at: dir))
         try loadWeights(into: model, from: dir)
         return model
     }
 
     /// Copies weights into `model`, which must have the checkpoint's config.
-    public static func loadWeights(into model: DenseGPT, from dir: String) throws {
+    public static func loadWeights(into model: any LanguageModel, from dir: String) throws {
         let path = try existing(dir) + "/model.safetensors"
         let saved = try modelConfig(at: dir)
         guard saved == model.config else {
@@ -88,7 +88,7 @@ public enum Checkpoint {
     }
 
     /// Restores weights, optimizer moments and training state.
-    public static func resume(model: DenseGPT, optimizer: AdamW, from dir: String) throws -> TrainingState {
+    public static func resume(model: any LanguageModel, optimizer: AdamW, from dir: String) throws -> TrainingState {
         let folder = try existing(dir)
         try loadWeights(into: model, from: folder)
         guard let data = FileManager.default.contents(atPath: folder + "/state.json"),

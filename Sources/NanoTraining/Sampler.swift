@@ -21,8 +21,8 @@ public struct SamplingOptions: Sendable {
 
 /// Autoregressive generation from a dense GPT.
 public struct Sampler {
-    public let model: DenseGPT
-    public init(model: DenseGPT) { self.model = model }
+    public let model: any LanguageModel
+    public init(model: any LanguageModel) { self.model = model }
 
     /// Continues `prompt`; calls `onToken` with each new token as it is produced. Returns the new tokens.
     public func generate(prompt: [Int], options: SamplingOptions, onToken: (Int) -> Void = { _ in }) throws -> [Int] {
@@ -36,18 +36,18 @@ public struct Sampler {
                 let logits: Tensor
                 if options.useKVCache {
                     if let c = cache, c.length < block {
-                        logits = try model(Tensor(indices: [Int32(tokens.last!)], shape: [1, 1]), cache: c)
+                        logits = try model(Tensor(indices: [Int32(tokens.last!)], shape: [1, 1]), cache: c, training: false)
                     } else {
                         // Empty or full cache: (re)fill it from the last block_size tokens, as the
                         // uncached path sees them.
                         let window = Array(tokens.suffix(block))
                         let fresh = KVCache(layers: model.config.nLayer)
-                        logits = try model(Tensor(indices: window.map(Int32.init), shape: [1, window.count]), cache: fresh)
+                        logits = try model(Tensor(indices: window.map(Int32.init), shape: [1, window.count]), cache: fresh, training: false)
                         cache = fresh
                     }
                 } else {
                     let window = Array(tokens.suffix(block))
-                    logits = try model(Tensor(indices: window.map(Int32.init), shape: [1, window.count]))
+                    logits = try model(Tensor(indices: window.map(Int32.init), shape: [1, window.count]), cache: nil, training: false)
                 }
                 let vocab = model.config.vocabSize
                 let all = try logits.toArray()

@@ -19,6 +19,9 @@ public struct TrainConfig: Equatable, Sendable {
     public var decayLr = true
     // optimizer
     public var weightDecay: Float = 0.1, beta1: Float = 0.9, beta2: Float = 0.99, eps: Float = 1e-8
+    // moe: any key of the section turns the model into an MoE GPT
+    public var useMoE = false
+    public var moe = MoEConfig()
     // data
     public var dataset = "data/shakespeare_char"
     // output
@@ -29,7 +32,7 @@ public struct TrainConfig: Equatable, Sendable {
     /// The model shape for a vocabulary size.
     public func modelConfig(vocabSize: Int) -> GPTConfig {
         GPTConfig(vocabSize: vocabSize, blockSize: blockSize, nLayer: nLayer, nHead: nHead, nEmbd: nEmbd,
-                  dropout: dropout, bias: bias, tieWeights: tieWeights)
+                  dropout: dropout, bias: bias, tieWeights: tieWeights, moe: useMoE ? moe : nil)
     }
 }
 
@@ -73,6 +76,23 @@ extension TrainConfig {
         ("optimizer", "beta1", .float(\.beta1, minimum: 0)),
         ("optimizer", "beta2", .float(\.beta2, minimum: 0)),
         ("optimizer", "eps", .float(\.eps, minimum: 0)),
+        ("moe", "n_exp", .int(\.moe.nExp, minimum: 1)),
+        ("moe", "top_k", .int(\.moe.topK, minimum: 1)),
+        ("moe", "stride", .int(\.moe.stride, minimum: 1)),
+        ("moe", "use_noisy_top_k", .bool(\.moe.useNoisyTopK)),
+        ("moe", "train_capacity", .float(\.moe.trainCapacity, minimum: 0)),
+        ("moe", "eval_capacity", .float(\.moe.evalCapacity, minimum: 0)),
+        ("moe", "min_capacity", .int(\.moe.minCapacity, minimum: 0)),
+        ("moe", "dropless", .bool(\.moe.dropless)),
+        ("moe", "use_aux_loss", .bool(\.moe.useAuxLoss)),
+        ("moe", "aux_loss_weight", .float(\.moe.auxLossWeight, minimum: 0)),
+        ("moe", "use_router_z_loss", .bool(\.moe.useRouterZLoss)),
+        ("moe", "router_z_loss_weight", .float(\.moe.routerZLossWeight, minimum: 0)),
+        ("moe", "router_use_full_prec", .bool(\.moe.routerUseFullPrec)),
+        ("moe", "renormalize_gates", .bool(\.moe.renormalizeGates)),
+        ("moe", "shared_expert", .bool(\.moe.sharedExpert)),
+        ("moe", "use_switch_tfm_init", .bool(\.moe.useSwitchTfmInit)),
+        ("moe", "switch_tfm_init_scale", .float(\.moe.switchTfmInitScale, minimum: 0)),
         ("data", "dataset", .string(\.dataset)),
         ("output", "out_dir", .string(\.outDir)),
         ("output", "name", .string(\.name)),
@@ -91,7 +111,7 @@ extension TrainConfig {
             }
             if let root {
                 guard let sections = root as? [String: Any] else {
-                    throw ConfigError(file: file, key: "-", message: "expected a mapping of sections (model, training, lr_schedule, optimizer, data, output)")
+                    throw ConfigError(file: file, key: "-", message: "expected a mapping of sections (model, moe, training, lr_schedule, optimizer, data, output)")
                 }
                 for (section, body) in sections.sorted(by: { $0.key < $1.key }) {
                     guard schema.contains(where: { $0.section == section }) else {
@@ -121,6 +141,7 @@ extension TrainConfig {
 
     mutating func set(section: String, key: String, value: Any, file: String) throws {
         let name = "\(section).\(key)"
+        if section == "moe" { useMoE = true }
         guard let entry = Self.schema.first(where: { $0.section == section && $0.key == key }) else {
             let all = Set(Self.schema.map { "\($0.section).\($0.key)" })
             throw ConfigError(file: file, key: name, message: "unknown key" + Self.suggestion(name, among: all))
@@ -151,6 +172,15 @@ extension TrainConfig {
         }
         guard dropout < 1 else { throw ConfigError(file: file, key: "model.dropout", message: "expected a value in [0, 1), got \(dropout)") }
         guard beta1 < 1, beta2 < 1 else { throw ConfigError(file: file, key: "optimizer.beta1/beta2", message: "betas must be < 1") }
+        if useMoE {
+            guard moe.topK <= moe.nExp else {
+                throw ConfigError(file: file, key: "moe.top_k", message: "top_k \(moe.topK) exceeds n_exp \(moe.nExp)")
+            }
+            guard moe.trainCapacity > 0, moe.evalCapacity > 0 else {
+                throw ConfigError(file: file, key: moe.trainCapacity > 0 ? "moe.eval_capacity" : "moe.train_capacity",
+                                  message: "capacity factors must be > 0 (use dropless: true for unbounded capacity)")
+            }
+        }
         guard minLr <= learningRate else {
             throw ConfigError(file: file, key: "lr_schedule.min_lr", message: "min_lr \(minLr) exceeds learning_rate \(learningRate)")
         }
@@ -185,7 +215,7 @@ extension TrainConfig {
     /// The effective config as YAML, in schema order.
     public func yaml() -> String {
         var out = "", section = ""
-        for entry in Self.schema {
+        for entry in Self.schema where entry.section != "moe" || useMoE {
             if entry.section != section { section = entry.section; out += "\(section):\n" }
             let value: String
             switch entry.field {

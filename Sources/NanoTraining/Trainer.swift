@@ -10,7 +10,7 @@ import NanoNN
 public final class Trainer {
     public let config: TrainConfig
     public let dataset: TokenDataset
-    public let model: DenseGPT
+    public let model: any LanguageModel
     public let optimizer: AdamW
     public let runDir: String
     public let schedule: LRSchedule
@@ -32,7 +32,7 @@ public final class Trainer {
             throw ConfigError(file: config.dataset + "/val.bin", key: "model.block_size",
                               message: "block_size \(config.blockSize) is larger than the validation data (\(dataset.val.count) tokens)")
         }
-        model = try DenseGPT(config.modelConfig(vocabSize: dataset.meta.vocabSize), seed: UInt64(config.seed))
+        model = try makeLanguageModel(config.modelConfig(vocabSize: dataset.meta.vocabSize), seed: UInt64(config.seed))
         optimizer = try AdamW(model.namedParameters(), decayed: model.decayedParameterNames(), beta1: config.beta1,
                               beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay)
         schedule = LRSchedule(config)
@@ -70,7 +70,7 @@ public final class Trainer {
             var total: Float = 0
             for _ in 0..<config.evalIters {
                 let (x, y) = try file.randomBatch(batchSize: config.batchSize, blockSize: config.blockSize, generator: evalGenerator)
-                total += try model.loss(x, targets: y).item()
+                total += try model.loss(x, targets: y, training: false).lm.item()
             }
             return total / Float(config.evalIters)
         }
@@ -89,10 +89,10 @@ public final class Trainer {
         }
         let metrics = try MetricsLog(path: runDir + "/metrics.jsonl")
         let counts = model.parameterCounts
-        log(String(format: "model: %.2fM parameters (%.2fM without position embeddings); vocab %d; data %@ (%d train / %d val tokens)",
-                   Double(counts.total) / 1e6, Double(counts.withoutPositions) / 1e6, model.config.vocabSize, dataset.folder,
-                   dataset.train.count, dataset.val.count))
-        let nonEmbedding = counts.total - model.tokenEmbedding.weight.count - model.positionEmbedding.weight.count
+        log(String(format: "model: %.2fM parameters (%.2fM without position embeddings; %.2fM active per token); vocab %d; data %@ (%d train / %d val tokens)",
+                   Double(counts.total) / 1e6, Double(counts.withoutPositions) / 1e6, Double(model.activeParameterCount) / 1e6,
+                   model.config.vocabSize, dataset.folder, dataset.train.count, dataset.val.count))
+        let nonEmbedding = model.activeParameterCount - model.tokenEmbedding.weight.count - model.positionEmbedding.weight.count
         let flopsPerToken = Double(6 * nonEmbedding + 12 * config.nLayer * config.nEmbd * config.blockSize)
         let peak = try measuredPeakFLOPS()
         log(String(format: "backend: %@; MFU is against the measured GEMM rate %.0f GFLOP/s", CPUBackend.shared.name, peak / 1e9))
@@ -119,11 +119,13 @@ public final class Trainer {
             let lr = schedule(it)
             model.zeroGrad()
             var lossSum: Float = 0
+            var parts = MoEStepStats()
             for _ in 0..<config.gradientAccumulationSteps {
                 let (x, y) = try dataset.train.randomBatch(batchSize: config.batchSize, blockSize: config.blockSize, generator: dataGenerator)
                 let loss = try model.loss(x, targets: y, training: true)
-                lossSum += try loss.item()
-                try loss.backward(gradient: Tensor.full([], value: 1 / Float(config.gradientAccumulationSteps)))
+                lossSum += try loss.lm.item()
+                try parts.add(loss, steps: config.gradientAccumulationSteps)
+                try loss.total.backward(gradient: Tensor.full([], value: 1 / Float(config.gradientAccumulationSteps)))
             }
             let gradNorm = try optimizer.clipGradients(maxNorm: config.gradClip)
             try optimizer.update(learningRate: lr)
@@ -137,16 +139,19 @@ public final class Trainer {
 
             let tokensPerSecond = Double(tokensPerStep) / seconds
             let mfu = flopsPerToken * tokensPerSecond / peak
-            try metrics.append(["step": it + 1, "train_loss": loss, "lr": lr, "grad_norm": gradNorm, "tokens_per_s": tokensPerSecond,
-                                "ms_per_iter": seconds * 1000, "mfu": mfu, "tokens": state.tokensSeen])
+            var fields: [String: Any] = ["step": it + 1, "train_loss": loss, "lr": lr, "grad_norm": gradNorm,
+                                         "tokens_per_s": tokensPerSecond, "ms_per_iter": seconds * 1000, "mfu": mfu,
+                                         "tokens": state.tokensSeen]
+            fields.merge(parts.metrics) { a, _ in a }
+            try metrics.append(fields)
             if it % config.logInterval == 0 || stop.isRequested {
                 let recent = Array(stepTimes.suffix(20)).sorted()
                 let median = recent[recent.count / 2]
                 let eta = median * Double(config.maxIters - state.step)
                 let medianTokensPerSecond = Double(tokensPerStep) / median
-                log(String(format: "iter %d: loss %.4f, lr %.2e, %.0f tok/s, %.1f ms/iter, MFU %.1f%%, ETA %@",
-                           it, loss, lr, medianTokensPerSecond, median * 1000, 100 * flopsPerToken * medianTokensPerSecond / peak,
-                           formatDuration(eta)))
+                log(String(format: "iter %d: loss %.4f%@, lr %.2e, %.0f tok/s, %.1f ms/iter, MFU %.1f%%, ETA %@",
+                           it, loss, parts.summary, lr, medianTokensPerSecond, median * 1000,
+                           100 * flopsPerToken * medianTokensPerSecond / peak, formatDuration(eta)))
             }
         }
         if stop.isRequested {
@@ -176,6 +181,38 @@ public final class Trainer {
             }
             return 2 * 1024 * 1024 * 1024 / best
         }
+    }
+}
+
+/// MoE losses and routing statistics of one step (averaged over micro-steps).
+struct MoEStepStats {
+    var aux: Float = 0, z: Float = 0
+    var hasAux = false, hasZ = false
+    var layers: [(tokensPerExpert: [Int], dropped: Float, entropy: Float)] = []
+
+    mutating func add(_ loss: ModelLoss, steps: Int) throws {
+        if let a = loss.aux { aux += try a.item() / Float(steps); hasAux = true }
+        if let z = loss.z { self.z += try z.item() / Float(steps); hasZ = true }
+        layers = loss.reports.map { ($0.tokensPerExpert, $0.droppedFraction, $0.routerEntropy) }
+    }
+
+    /// ", aux 1.02, z 3.1, dropped 2.1%" for the console; empty for dense models.
+    var summary: String {
+        guard !layers.isEmpty else { return "" }
+        let dropped = layers.map(\.dropped).reduce(0, +) / Float(layers.count)
+        return String(format: " (aux %.3f, z %.3f, dropped %.1f%%)", aux, z, 100 * dropped)
+    }
+
+    var metrics: [String: Any] {
+        var m: [String: Any] = [:]
+        if hasAux { m["aux_loss"] = aux }
+        if hasZ { m["z_loss"] = z }
+        for (i, l) in layers.enumerated() {
+            m["moe\(i).tokens_per_expert"] = l.tokensPerExpert
+            m["moe\(i).dropped_fraction"] = l.dropped
+            m["moe\(i).router_entropy"] = l.entropy
+        }
+        return m
     }
 }
 

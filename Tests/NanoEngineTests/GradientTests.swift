@@ -55,6 +55,8 @@ import Testing
         try gradCheck("Aᵀ·B shared", [aT, b]) { try $0[0].matmul($0[1], transposeSelf: true) }
         try gradCheck("A·B batched", [a, bb]) { try $0[0].matmul($0[1]) }
         try gradCheck("Aᵀ·Bᵀ batched", [aT, bbT]) { try $0[0].matmul($0[1], transposeSelf: true, transposeOther: true) }
+        let rows = try randomTensor([7, 4], seed: 30), experts = try randomTensor([3, 4, 5], seed: 31)
+        try gradCheck("groupedMatmul (one empty group)", [rows, experts]) { try $0[0].groupedMatmul($0[1], groupSizes: [3, 0, 4]) }
         let w = try randomTensor([6, 4], seed: 13), bias = try randomTensor([6], seed: 14)
         try gradCheck("linear", [a, w, bias]) { try $0[0].linear(weight: $0[1], bias: $0[2]) }
     }
@@ -118,6 +120,8 @@ import Testing
         try gradCheck("gather", [x]) { try $0[0].gather(axis: 1, index: index) }
         let src = try randomTensor([3, 3], seed: 26)
         try gradCheck("scatterAdd", [x, src]) { try $0[0].scatterAdding(axis: 1, index: index, source: $0[1]) }
+        let rowsSrc = try randomTensor([5, 4], seed: 28)
+        try gradCheck("indexAdd", [x, rowsSrc]) { try $0[0].indexAdding(axis: 0, index: Tensor(indices: [2, 0, 2, 1, 0], shape: [5]), source: $0[1]) }
         let spread = try Tensor((0..<24).map { Float(($0 * 7) % 24) * 0.5 }, shape: [3, 8])
         try gradCheck("topK", [spread]) { try $0[0].topK(3).values }
         let mask = try Tensor([1, 0, 0, 1, 1, 0, 0, 0, 1, 0, 1, 1], shape: [3, 4])

@@ -131,28 +131,49 @@ extension Tensor {
         }
     }
 
+    /// A contiguous view of `count` elements starting `start` elements in, with a new shape (no copy).
+    func view(start: Int, shape newShape: [Int]) -> Tensor {
+        Tensor(shape: newShape, dtype: dtype, storage: storage, offset: offset + start, backend: backend)
+    }
+
     /// Grouped matrix product: rows of self [M, K] are split into consecutive groups of
     /// `groupSizes` (summing to M) and group e is multiplied by weights[e] ([E, K, N]) → [M, N].
-    /// The MoE expert computation after tokens are sorted by expert; empty groups cost nothing.
+    /// The MoE expert computation after tokens are sorted by expert: one GEMM per non-empty
+    /// group on views (no copies); backward writes each expert's weight gradient in place.
     public func groupedMatmul(_ weights: Tensor, groupSizes: [Int]) throws -> Tensor {
+        try requireFloat32("groupedMatmul")
+        try weights.requireFloat32("groupedMatmul")
         guard rank == 2, weights.rank == 3, weights.shape[1] == shape[1], groupSizes.count == weights.shape[0],
               groupSizes.reduce(0, +) == shape[0], groupSizes.allSatisfy({ $0 >= 0 }) else {
             throw TensorError.shapeMismatch(op: "groupedMatmul", shapes: [shape, weights.shape, groupSizes],
                                             expected: "x [M, K], weights [E, K, N] and E group sizes summing to M")
         }
         let (k, n) = (weights.shape[1], weights.shape[2])
-        var pieces: [Tensor] = []
+        let out = try emptyLike([shape[0], n])
         var start = 0
-        for (e, size) in groupSizes.enumerated() where size > 0 {
-            let rows = try slice(axis: 0, start: start, length: size)
-            let w = try weights.slice(axis: 0, start: e, length: 1).reshaped([k, n])
-            pieces.append(try rows.matmul(w))
-            start += size
+        for (e, size) in groupSizes.enumerated() {
+            defer { start += size }
+            guard size > 0 else { continue }
+            backend.matmul(view(start: start * k, shape: [size, k]), weights.view(start: e * k * n, shape: [k, n]), bias: nil,
+                           out.view(start: start * n, shape: [size, n]), batch: 1, m: size, n: n, k: k,
+                           transA: false, transB: false, accumulate: false)
         }
-        if pieces.isEmpty {
-            // No rows: an empty result that still connects weights to the graph.
-            return try weights.sum().reshaped([1, 1]).affine(scale: 0).expanded(to: [1, n]).slice(axis: 0, start: 0, length: 0)
+        return Tensor.record("groupedMatmul", output: out, inputs: [self, weights]) { [x = self] g in
+            let dx = try x.emptyLike(x.shape)
+            let dw = try Tensor.zeros(weights.shape, device: weights.device)
+            var start = 0
+            for (e, size) in groupSizes.enumerated() {
+                defer { start += size }
+                guard size > 0 else { continue }
+                let gRows = g.view(start: start * n, shape: [size, n]), xRows = x.view(start: start * k, shape: [size, k])
+                // dX_e = G_e · W_eᵀ ; dW_e = X_eᵀ · G_e
+                g.backend.matmul(gRows, weights.view(start: e * k * n, shape: [k, n]), bias: nil,
+                                 dx.view(start: start * k, shape: [size, k]), batch: 1, m: size, n: k, k: n,
+                                 transA: false, transB: true, accumulate: false)
+                g.backend.matmul(xRows, gRows, bias: nil, dw.view(start: e * k * n, shape: [k, n]), batch: 1,
+                                 m: k, n: n, k: size, transA: true, transB: false, accumulate: false)
+            }
+            return [dx, dw]
         }
-        return pieces.count == 1 ? pieces[0] : try Tensor.concat(pieces, axis: 0)
     }
 }
