@@ -39,15 +39,15 @@ public final class CausalSelfAttention: Module {
     }
 }
 
-/// The feed-forward network: Linear → GELU → Linear, 4× wide.
+/// The feed-forward network: Linear → GELU → Linear, 4× wide by default.
 public final class MLP: Module {
     public var fc: Linear
     public var proj: Linear
     public let dropout: Float
 
     public init(_ c: GPTConfig, generator: Generator) throws {
-        fc = try Linear(c.nEmbd, 4 * c.nEmbd, bias: c.bias, generator: generator)
-        proj = try Linear(4 * c.nEmbd, c.nEmbd, bias: c.bias, std: 0.02 / Float(2 * c.nLayer).squareRoot(), generator: generator)
+        fc = try Linear(c.nEmbd, c.mlpHidden, bias: c.bias, generator: generator)
+        proj = try Linear(c.mlpHidden, c.nEmbd, bias: c.bias, std: 0.02 / Float(2 * c.nLayer).squareRoot(), generator: generator)
         dropout = c.dropout
     }
 

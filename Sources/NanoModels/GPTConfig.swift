@@ -12,6 +12,8 @@ public struct GPTConfig: Codable, Equatable, Sendable {
     public var tieWeights: Bool
     /// Mixture-of-Experts layers; nil for the dense GPT.
     public var moe: MoEConfig?
+    /// MLP hidden width as a multiple of n_embd (nil: 4, GPT-2's).
+    public var mlpRatio: Int?
 
     public init(vocabSize: Int, blockSize: Int, nLayer: Int, nHead: Int, nEmbd: Int, dropout: Float = 0,
                 bias: Bool = true, tieWeights: Bool = true, moe: MoEConfig? = nil) {
@@ -21,4 +23,6 @@ public struct GPTConfig: Codable, Equatable, Sendable {
     }
 
     public var headDim: Int { nEmbd / nHead }
+    /// Hidden width of MLPs and experts.
+    public var mlpHidden: Int { (mlpRatio ?? 4) * nEmbd }
 }

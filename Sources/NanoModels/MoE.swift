@@ -66,7 +66,7 @@ public final class MoELayer: Module {
         let switchInit = moe.useSwitchTfmInit ? moe.switchTfmInitScale : nil
         router = try Linear(c.nEmbd, moe.nExp, bias: false, generator: generator)
         noise = moe.useNoisyTopK ? try Linear(c.nEmbd, moe.nExp, bias: false, generator: generator) : nil
-        experts = try Experts(count: moe.nExp, width: c.nEmbd, hidden: 4 * c.nEmbd, bias: c.bias,
+        experts = try Experts(count: moe.nExp, width: c.nEmbd, hidden: c.mlpHidden, bias: c.bias,
                               projStd: 0.02 / Float(2 * c.nLayer).squareRoot(), switchInit: switchInit, generator: generator)
         shared = moe.sharedExpert ? try MLP(c, generator: generator) : nil
     }

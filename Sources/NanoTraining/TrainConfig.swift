@@ -9,6 +9,7 @@ public struct TrainConfig: Equatable, Sendable {
     public var nLayer = 4, nHead = 4, nEmbd = 128, blockSize = 64
     public var dropout: Float = 0
     public var bias = true, tieWeights = true
+    public var mlpRatio = 4
     // training
     public var batchSize = 12, maxIters = 2000, evalInterval = 250, evalIters = 20
     public var gradientAccumulationSteps = 1, logInterval = 10, seed = 1337
@@ -31,8 +32,10 @@ public struct TrainConfig: Equatable, Sendable {
 
     /// The model shape for a vocabulary size.
     public func modelConfig(vocabSize: Int) -> GPTConfig {
-        GPTConfig(vocabSize: vocabSize, blockSize: blockSize, nLayer: nLayer, nHead: nHead, nEmbd: nEmbd,
+        var config = GPTConfig(vocabSize: vocabSize, blockSize: blockSize, nLayer: nLayer, nHead: nHead, nEmbd: nEmbd,
                   dropout: dropout, bias: bias, tieWeights: tieWeights, moe: useMoE ? moe : nil)
+        config.mlpRatio = mlpRatio == 4 ? nil : mlpRatio
+        return config
     }
 }
 
@@ -59,6 +62,7 @@ extension TrainConfig {
         ("model", "dropout", .float(\.dropout, minimum: 0)),
         ("model", "bias", .bool(\.bias)),
         ("model", "tie_weights", .bool(\.tieWeights)),
+        ("model", "mlp_ratio", .int(\.mlpRatio, minimum: 1)),
         ("training", "batch_size", .int(\.batchSize, minimum: 1)),
         ("training", "max_iters", .int(\.maxIters, minimum: 0)),
         ("training", "eval_interval", .int(\.evalInterval, minimum: 1)),

@@ -165,3 +165,51 @@ func tinyConfig(dataset: String, runs: String) -> TrainConfig {
         #expect(throws: ConfigError.self) { try Trainer(config: c, runDir: NSTemporaryDirectory() + "x") }
     }
 }
+
+@Suite(.serialized) struct MoETrainingTests {
+    func moeConfig(_ data: String, _ runs: String) -> TrainConfig {
+        var c = tinyConfig(dataset: data, runs: runs)
+        c.useMoE = true
+        c.moe.nExp = 4; c.moe.topK = 2; c.moe.stride = 1; c.moe.useNoisyTopK = true; c.moe.sharedExpert = true
+        return c
+    }
+
+    @Test func moeModelsResumeSampleAndReloadLikeDenseOnes() throws {
+        let data = try makeDataset()
+        let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"
+        let config = moeConfig(data, runs)
+        let straight = try Trainer(config: config, runDir: runs + "/straight")
+        straight.log = { _ in }
+        try straight.train()
+        #expect(straight.model is MoEGPT)
+        #expect(straight.model.activeParameterCount < straight.model.parameterCount)
+
+        let first = try Trainer(config: config, runDir: runs + "/resumed")
+        first.log = { _ in }
+        first.onStep = { step, _ in if step == 5 { first.stop.request() } }
+        try first.train()
+        let second = try Trainer(config: config, runDir: runs + "/resumed")
+        second.log = { _ in }
+        try second.resume()
+        try second.train()
+        for step in 0..<8 {
+            #expect(straight.losses[step] == (first.losses[step] ?? second.losses[step]), "step \(step)")
+        }
+        let loaded = try Checkpoint.loadModel(from: runs + "/straight/checkpoint")
+        #expect(loaded is MoEGPT && loaded.config == straight.model.config)
+        var options = SamplingOptions()
+        options.maxNewTokens = 10
+        #expect(try Sampler(model: loaded).generate(prompt: [1, 2], options: options).count == 10)
+        let metrics = try String(contentsOfFile: runs + "/straight/metrics.jsonl", encoding: .utf8)
+        #expect(metrics.contains("aux_loss") && metrics.contains("moe0.tokens_per_expert") && metrics.contains("router_entropy"))
+    }
+
+    @Test func impossibleMoESettingsAreConfigErrors() throws {
+        #expect(throws: ConfigError.self) { try TrainConfig.load(file: nil, overrides: ["moe.n_exp=2", "moe.top_k=3"]) }
+        #expect(throws: ConfigError.self) { try TrainConfig.load(file: nil, overrides: ["moe.n_exp=0"]) }
+        #expect(throws: ConfigError.self) { try TrainConfig.load(file: nil, overrides: ["moe.stride=0"]) }
+        #expect(throws: ConfigError.self) { try TrainConfig.load(file: nil, overrides: ["moe.train_capacity=0"]) }
+        let single = try TrainConfig.load(file: nil, overrides: ["moe.n_exp=1", "moe.top_k=1"])
+        #expect(single.useMoE && single.moe.nExp == 1)
+    }
+}
