@@ -44,8 +44,10 @@ struct Sample: ParsableCommand {
         }
     }
 
-    /// The dataset description saved in the run folder (the checkpoint's parent).
-    func loadTokenizer() throws -> any Tokenizer {
+    func loadTokenizer() throws -> any Tokenizer { try Self.tokenizer(near: checkpoint) }
+
+    /// The tokenizer described by meta.json in the checkpoint folder or the run folder above it.
+    static func tokenizer(near checkpoint: String) throws -> any Tokenizer {
         let candidates = [checkpoint, (checkpoint as NSString).deletingLastPathComponent]
         for folder in candidates where FileManager.default.fileExists(atPath: folder + "/meta.json") {
             return try NanoData.Prepare.tokenizer(for: try DatasetMeta.load(folder: folder), folder: folder)
