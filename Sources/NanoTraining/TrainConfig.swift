@@ -23,6 +23,9 @@ public struct TrainConfig: Equatable, Sendable {
     // moe: any key of the section turns the model into an MoE GPT
     public var useMoE = false
     public var moe = MoEConfig()
+    // eval: periodic HellaSwag (0: off)
+    public var hellaswagInterval = 0, hellaswagLimit = 0
+    public var hellaswagData = ""
     // data
     public var dataset = "data/shakespeare_char"
     // output
@@ -97,6 +100,9 @@ extension TrainConfig {
         ("moe", "shared_expert", .bool(\.moe.sharedExpert)),
         ("moe", "use_switch_tfm_init", .bool(\.moe.useSwitchTfmInit)),
         ("moe", "switch_tfm_init_scale", .float(\.moe.switchTfmInitScale, minimum: 0)),
+        ("eval", "hellaswag_interval", .int(\.hellaswagInterval, minimum: 0)),
+        ("eval", "hellaswag_data", .string(\.hellaswagData)),
+        ("eval", "hellaswag_limit", .int(\.hellaswagLimit, minimum: 0)),
         ("data", "dataset", .string(\.dataset)),
         ("output", "out_dir", .string(\.outDir)),
         ("output", "name", .string(\.name)),
@@ -115,7 +121,7 @@ extension TrainConfig {
             }
             if let root {
                 guard let sections = root as? [String: Any] else {
-                    throw ConfigError(file: file, key: "-", message: "expected a mapping of sections (model, moe, training, lr_schedule, optimizer, data, output)")
+                    throw ConfigError(file: file, key: "-", message: "expected a mapping of sections (model, moe, training, lr_schedule, optimizer, eval, data, output)")
                 }
                 for (section, body) in sections.sorted(by: { $0.key < $1.key }) {
                     guard schema.contains(where: { $0.section == section }) else {
@@ -184,6 +190,9 @@ extension TrainConfig {
                 throw ConfigError(file: file, key: moe.trainCapacity > 0 ? "moe.eval_capacity" : "moe.train_capacity",
                                   message: "capacity factors must be > 0 (use dropless: true for unbounded capacity)")
             }
+        }
+        if hellaswagInterval > 0 && hellaswagData.isEmpty {
+            throw ConfigError(file: file, key: "eval.hellaswag_data", message: "hellaswag_interval is set, so a .jsonl file is needed")
         }
         guard minLr <= learningRate else {
             throw ConfigError(file: file, key: "lr_schedule.min_lr", message: "min_lr \(minLr) exceeds learning_rate \(learningRate)")

@@ -64,6 +64,17 @@ public final class Trainer {
         try Checkpoint.save(to: dir, model: model, optimizer: optimizer, state: state, config: config)
     }
 
+    private var hellaswagItems: [Evaluation.HellaSwagItem]? = nil
+
+    /// HellaSwag on eval.hellaswag_data with the dataset's tokenizer (items loaded once).
+    func runHellaSwag() throws -> Evaluation.HellaSwagResult {
+        if hellaswagItems == nil {
+            hellaswagItems = try Evaluation.loadHellaSwag(config.hellaswagData, limit: config.hellaswagLimit > 0 ? config.hellaswagLimit : nil)
+        }
+        let tokenizer = try Prepare.tokenizer(for: dataset.meta, folder: dataset.folder)
+        return try Evaluation.hellaSwag(model, tokenizer: tokenizer, items: hellaswagItems!, batchSize: config.batchSize)
+    }
+
     /// Mean loss over eval_iters batches of a split, without dropout or graph.
     func estimateLoss(_ file: TokenFile) throws -> Float {
         try withNoGrad {
@@ -106,7 +117,14 @@ public final class Trainer {
                 let trainLoss = try estimateLoss(dataset.train), valLoss = try estimateLoss(dataset.val)
                 state.lastEvalStep = it
                 log(String(format: "step %d: train loss %.4f, val loss %.4f", it, trainLoss, valLoss))
-                try metrics.append(["step": it, "eval_train_loss": trainLoss, "val_loss": valLoss, "tokens": state.tokensSeen])
+                var fields: [String: Any] = ["step": it, "eval_train_loss": trainLoss, "val_loss": valLoss, "tokens": state.tokensSeen]
+                if config.hellaswagInterval > 0 && it % config.hellaswagInterval == 0 {
+                    let r = try runHellaSwag()
+                    log(String(format: "step %d: HellaSwag acc_norm %.4f, acc %.4f (%d items)", it, r.accuracyNormalized, r.accuracySum, r.count))
+                    fields["hellaswag_acc_norm"] = r.accuracyNormalized
+                    fields["hellaswag_acc"] = r.accuracySum
+                }
+                try metrics.append(fields)
                 if valLoss < (state.bestValLoss ?? .infinity) {
                     state.bestValLoss = valLoss
                     if it > 0 { try saveCheckpoint(to: bestDir) }

@@ -80,3 +80,25 @@ import Testing
         }
     }
 }
+
+@Suite struct PeriodicEvaluationTests {
+    @Test func trainingRunsHellaSwagEveryIntervalAndRecordsIt() throws {
+        let dir = NSTemporaryDirectory() + "hs-data-\(UUID().uuidString)"
+        let text = String(repeating: "the cat sat on the mat. a dog ate the bone. ", count: 60)
+        try Prepare.run(text: text, source: "test", folder: dir, tokenizer: .char, log: { _ in })
+        let items = dir + "/hs.jsonl"
+        try """
+        {"ctx": "the cat sat on", "endings": ["the mat.", "a bone.", "the dog.", "cat ate."], "label": 0}
+        {"ctx": "a dog ate", "endings": ["the mat.", "the bone.", "on the.", "sat dog."], "label": 1}
+        """.write(toFile: items, atomically: true, encoding: .utf8)
+        let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"
+        var c = tinyConfig(dataset: dir, runs: runs)
+        c.maxIters = 4; c.evalInterval = 2; c.hellaswagInterval = 2; c.hellaswagData = items
+        let trainer = try Trainer(config: c, runDir: runs + "/t")
+        trainer.log = { _ in }
+        try trainer.train()
+        let lines = try String(contentsOfFile: runs + "/t/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.filter { $0.contains("hellaswag_acc_norm") }.count == 3)   // steps 0, 2, 4
+        #expect(throws: ConfigError.self) { try TrainConfig.load(file: nil, overrides: ["eval.hellaswag_interval=5"]) }
+    }
+}
