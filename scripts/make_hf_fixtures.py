@@ -13,6 +13,13 @@ this script changes:
     python3 scripts/make_hf_fixtures.py                    # (re)write the fixtures
     python3 scripts/make_hf_fixtures.py --check-export DIR # check a folder written by our exporter
 
+--check-export loads DIR (config.json + model.safetensors, Hugging Face layout) with
+GPT2LMHeadModel.from_pretrained, runs the stored prompt tokens in float64 and prints one JSON line
+on stdout, e.g. {"ok": true, "max_abs_diff": 0.0, "tolerance": 0.0001, "prompts": 3}. It exits 0
+when every logit is within 1e-4 of the stored ones, 1 otherwise (also when a weight is missing
+or has the wrong shape, listed under "missing_keys" / "mismatched_keys"; weights the model does
+not use are listed under "unexpected_keys" without failing).
+
 The script needs torch, numpy, safetensors and transformers. It keeps them in the git-ignored
 virtual environment .venv at the repository root: when started outside that environment it
 creates .venv if missing, installs the packages if they cannot be imported (torch from the CPU
