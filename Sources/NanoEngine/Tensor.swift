@@ -14,7 +14,7 @@ public final class Tensor {
     public var grad: Tensor?
     /// The op that produced this tensor, while a graph is recorded.
     var node: Node?
-    /// Keeps a viewed tensor's autograd identity: views of a parameter share its gradient path.
+    /// The backend of the tensor's device, resolved once.
     let backend: any Backend
 
     init(shape: [Int], dtype: DType, storage: Storage, offset: Int = 0, backend: any Backend) {
@@ -118,9 +118,8 @@ public final class Tensor {
 
     /// Elements converted to Float (any dtype).
     public func toArray() throws -> [Float] {
-        let src = contiguousForRead()
-        if src.dtype == .float32 { return readRaw(src, as: Float.self) }
-        let f = try src.cast(to: .float32)
+        if dtype == .float32 { return readRaw(self, as: Float.self) }
+        let f = try withNoGrad { try cast(to: .float32) }
         return readRaw(f, as: Float.self)
     }
 
@@ -137,8 +136,6 @@ public final class Tensor {
         }
         return try toArray()[0]
     }
-
-    private func contiguousForRead() -> Tensor { self }
 
     private func readRaw<T>(_ t: Tensor, as: T.Type) -> [T] {
         [T](unsafeUninitializedCapacity: t.count) { buf, n in
