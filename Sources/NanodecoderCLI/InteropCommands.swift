@@ -19,15 +19,26 @@ struct ImportHF: ParsableCommand {
         try Nanodecoder.reporting {
             let model = try HuggingFaceGPT2.importModel(folder: folder)
             try Checkpoint.save(to: out, model: model)
-            let vocab = folder + "/vocab.json", merges = folder + "/merges.txt"
-            if FileManager.default.fileExists(atPath: vocab) && FileManager.default.fileExists(atPath: merges) {
-                let tokenizer = try BPETokenizer(encoderJSON: vocab, vocabBPE: merges)
+            let vocab = folder + "/vocab.json", merges = folder + "/merges.txt", json = folder + "/tokenizer.json"
+            let fm = FileManager.default
+            let tokenizer: BPETokenizer?
+            if fm.fileExists(atPath: vocab) && fm.fileExists(atPath: merges) {
+                tokenizer = try BPETokenizer(vocabJSON: vocab, mergesTXT: merges)
+            } else if fm.fileExists(atPath: json) {
+                tokenizer = try BPETokenizer(huggingFaceTokenizerJSON: json)
+            } else {
+                tokenizer = nil
+            }
+            if let tokenizer {
+                guard tokenizer.preTokenization == .gpt2 else {
+                    throw ValidationError("\(folder): the tokenizer uses \(tokenizer.preTokenization) pre-tokenisation; checkpoints store GPT-2's only")
+                }
                 try tokenizer.save(tiktokenFile: out + "/tokenizer.tiktoken")
                 try DatasetMeta(tokenizer: "bpe", vocabSize: model.config.vocabSize, dtype: model.config.vocabSize <= 65536 ? "uint16" : "uint32",
                                 vocabulary: nil, tokenizerFile: "tokenizer.tiktoken", trainTokens: 0, valTokens: 0, source: folder)
                     .save(folder: out)
             } else {
-                emit("note: no vocab.json + merges.txt in \(folder); the checkpoint has no tokenizer")
+                emit("note: no vocab.json + merges.txt or tokenizer.json in \(folder); the checkpoint has no tokenizer")
             }
             let counts = model.parameterCounts
             emit(String(format: "imported %@ → %@: %d layers, %d heads, %d wide, block %d, vocab %d, %.2fM parameters",
