@@ -19,14 +19,17 @@ public struct MoEReport {
     public var routerEntropy: Float
 }
 
-/// n_exp GELU MLPs stored as stacked weights: fc [n_exp, d, h] and proj [n_exp, h, d].
+/// n_exp MLPs stored as stacked weights: fc [n_exp, d, h] and proj [n_exp, h, d] (GELU), plus
+/// gate [n_exp, d, h] for SwiGLU experts.
 public final class Experts: Module {
     public var fc: Tensor
     public var fcBias: Tensor?
+    public var gate: Tensor?
     public var proj: Tensor
     public var projBias: Tensor?
 
-    init(count: Int, width d: Int, hidden h: Int, bias: Bool, projStd: Float, switchInit: Float?, generator: Generator) throws {
+    init(count: Int, width d: Int, hidden h: Int, bias: Bool, swiGLU: Bool, projStd: Float, switchInit: Float?,
+         generator: Generator) throws {
         func weights(_ shape: [Int], fanIn: Int, std: Float) throws -> Tensor {
             if let scale = switchInit {
                 let s = (scale / Float(fanIn)).squareRoot()
@@ -36,6 +39,7 @@ public final class Experts: Module {
         }
         fc = try weights([count, d, h], fanIn: d, std: 0.02)
         proj = try weights([count, h, d], fanIn: h, std: projStd)
+        gate = swiGLU ? try weights([count, d, h], fanIn: d, std: 0.02) : nil
         fcBias = bias ? parameter(try Tensor.zeros([count, h])) : nil
         projBias = bias ? parameter(try Tensor.zeros([count, d])) : nil
     }
@@ -44,7 +48,11 @@ public final class Experts: Module {
     func callAsFunction(_ x: Tensor, sizes: [Int], experts: Tensor) throws -> Tensor {
         var h = try x.groupedMatmul(fc, groupSizes: sizes)
         if let fcBias { h = try h + fcBias.indexSelect(axis: 0, index: experts) }
-        h = try h.gelu()
+        if let gate {
+            h = try h.silu() * x.groupedMatmul(gate, groupSizes: sizes)
+        } else {
+            h = try h.gelu()
+        }
         var y = try h.groupedMatmul(proj, groupSizes: sizes)
         if let projBias { y = try y + projBias.indexSelect(axis: 0, index: experts) }
         return y
@@ -66,7 +74,7 @@ public final class MoELayer: Module {
         let switchInit = moe.useSwitchTfmInit ? moe.switchTfmInitScale : nil
         router = try Linear(c.nEmbd, moe.nExp, bias: false, generator: generator)
         noise = moe.useNoisyTopK ? try Linear(c.nEmbd, moe.nExp, bias: false, generator: generator) : nil
-        experts = try Experts(count: moe.nExp, width: c.nEmbd, hidden: c.mlpHidden, bias: c.bias,
+        experts = try Experts(count: moe.nExp, width: c.nEmbd, hidden: c.mlpHidden, bias: c.bias, swiGLU: moe.useSwiGLU,
                               projStd: 0.02 / Float(2 * c.nLayer).squareRoot(), switchInit: switchInit, generator: generator)
         shared = moe.sharedExpert ? try MLP(c, generator: generator) : nil
     }

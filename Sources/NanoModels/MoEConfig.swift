@@ -23,6 +23,8 @@ public struct MoEConfig: Codable, Equatable, Sendable {
     public var routerUseFullPrec = true
     /// Gates: softmax over all experts renormalised over the chosen k (instead of softmax over the k logits).
     public var renormalizeGates = false
+    /// Experts as SwiGLU MLPs (Shazeer 2020): (SiLU(x·W_fc) ⊙ x·W_gate)·W_proj, instead of GELU MLPs.
+    public var useSwiGLU = false
     /// One extra dense MLP that every token also uses (DeepSeek-style).
     public var sharedExpert = false
     /// Switch-Transformer initialisation: truncated normal, std √(scale/fan_in), cut at ±2σ.

@@ -104,7 +104,7 @@ public final class MoEGPT: LanguageModel {
     public var activeParameterCount: Int {
         guard let moe = config.moe else { return parameterCount }
         let idle = blocks.compactMap(\.moe).reduce(0) { total, layer in
-            let experts = layer.experts.fc.count + layer.experts.proj.count
+            let experts = layer.experts.fc.count + layer.experts.proj.count + (layer.experts.gate?.count ?? 0)
                 + (layer.experts.fcBias?.count ?? 0) + (layer.experts.projBias?.count ?? 0)
             return total + experts * (moe.nExp - moe.topK) / moe.nExp
         }

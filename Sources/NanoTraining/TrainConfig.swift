@@ -97,6 +97,7 @@ extension TrainConfig {
         ("moe", "router_z_loss_weight", .float(\.moe.routerZLossWeight, minimum: 0)),
         ("moe", "router_use_full_prec", .bool(\.moe.routerUseFullPrec)),
         ("moe", "renormalize_gates", .bool(\.moe.renormalizeGates)),
+        ("moe", "use_swiglu", .bool(\.moe.useSwiGLU)),
         ("moe", "shared_expert", .bool(\.moe.sharedExpert)),
         ("moe", "use_switch_tfm_init", .bool(\.moe.useSwitchTfmInit)),
         ("moe", "switch_tfm_init_scale", .float(\.moe.switchTfmInitScale, minimum: 0)),

@@ -170,6 +170,7 @@ public final class Trainer {
                 log(String(format: "iter %d: loss %.4f%@, lr %.2e, %.0f tok/s, %.1f ms/iter, MFU %.1f%%, ETA %@",
                            it, loss, parts.summary, lr, medianTokensPerSecond, median * 1000,
                            100 * flopsPerToken * medianTokensPerSecond / peak, formatDuration(eta)))
+                for line in parts.layerLines { log(line) }
             }
         }
         if stop.isRequested {
@@ -219,6 +220,14 @@ struct MoEStepStats {
         guard !layers.isEmpty else { return "" }
         let dropped = layers.map(\.dropped).reduce(0, +) / Float(layers.count)
         return String(format: " (aux %.3f, z %.3f, dropped %.1f%%)", aux, z, 100 * dropped)
+    }
+
+    /// One console line per MoE layer: load per expert, dropped fraction, router entropy.
+    var layerLines: [String] {
+        layers.enumerated().map { i, l in
+            String(format: "  moe layer %d: tokens/expert %@, dropped %.1f%%, router entropy %.3f",
+                   i, l.tokensPerExpert.map(String.init).joined(separator: " "), 100 * l.dropped, l.entropy)
+        }
     }
 
     var metrics: [String: Any] {

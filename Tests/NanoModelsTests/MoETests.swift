@@ -10,8 +10,9 @@ import Testing
     let gpt = GPTConfig(vocabSize: 11, blockSize: 8, nLayer: 2, nHead: 2, nEmbd: 8)
 
     func layer(experts: Int, k: Int, dropless: Bool = true, capacity: Float = 1, minCapacity: Int = 1,
-               routerStd: Float = 1, seed: UInt64 = 1) throws -> MoELayer {
+               routerStd: Float = 1, seed: UInt64 = 1, swiGLU: Bool = false) throws -> MoELayer {
         var moe = MoEConfig()
+        moe.useSwiGLU = swiGLU
         moe.nExp = experts; moe.topK = k; moe.dropless = dropless
         moe.trainCapacity = capacity; moe.evalCapacity = capacity; moe.minCapacity = minCapacity
         let l = try MoELayer(gpt, moe, generator: Generator(seed: seed))
@@ -100,6 +101,9 @@ import Testing
         // The router's gradient must not vanish, k = 1 included (the gate is a real probability).
         let routerGrad = try l.router.weight.grad!.toArray()
         #expect(routerGrad.contains { abs($0) > 1e-4 })
+        let swi = try layer(experts: 3, k: k, routerStd: 2, seed: UInt64(20 + k), swiGLU: true)
+        try gradCheck("swiglu moe k=\(k)", [x, swi.router.weight, swi.experts.fc, swi.experts.gate!, swi.experts.proj], eps: 1e-3,
+                      atol: 3e-3, rtol: 2e-2) { _ in try swi(x, training: true).0 }
         try gradCheck("aux loss k=\(k)", [x, l.router.weight], eps: 1e-3) { _ in try l(x, training: true).1.auxLoss! }
         try gradCheck("z loss k=\(k)", [x, l.router.weight], eps: 1e-3) { _ in try l(x, training: true).1.zLoss! }
     }
