@@ -22,7 +22,13 @@ struct BenchOps: ParsableCommand {
         try withNoGrad {
             try benchMatmul(backend)
             print("")
-            try benchRowKernels(backend)
+            try benchRowKernels(backend, rows: rows, width: width, kernels: [.square, .gelu, .layerNorm, .softmax])
+            print("")
+            // The shapes these kernels run at in GPT-2 training: GELU on the MLP's 4× hidden
+            // activations, softmax over a GPT-2 vocabulary (out of cache, like the copy beside them).
+            try benchRowKernels(backend, rows: rows, width: 4 * width, kernels: [.gelu])
+            print("")
+            try benchRowKernels(backend, rows: 512, width: 50257, kernels: [.softmax])
         }
     }
 
@@ -66,20 +72,25 @@ struct BenchOps: ParsableCommand {
         }
     }
 
-    private func benchRowKernels(_ backend: CPUBackend) throws {
+    enum RowKernel { case square, gelu, layerNorm, softmax }
+
+    private func benchRowKernels(_ backend: CPUBackend, rows: Int, width: Int, kernels selected: [RowKernel]) throws {
         let x = try Tensor.randn([rows, width])
         let w = try Tensor.ones([width]), b = try Tensor.zeros([width])
         let dst = try Tensor.empty([rows, width])
         let bytes = Double(rows * width * 8)   // read x, write y
         let tCopy = median { backend.copy(x, to: dst) }
-        print(String(format: "row kernels on [%d × %d] fp32 (GB/s counts 8 bytes per element: read + write)", rows, width))
+        print(String(format: "row kernels on [%d × %d] fp32, %.0f MB in + out (GB/s counts 8 bytes per element: read + write)",
+                     rows, width, bytes / 1e6))
         print(String(format: "memory copy             %7.1f GB/s", bytes / tCopy / 1e9))
-        let kernels: [(String, () throws -> Tensor)] = [
-            ("x² (no math)", { try x.square() }),
-            ("GELU (tanh)", { try x.gelu() }),
-            ("LayerNorm  ", { try x.layerNorm(weight: w, bias: b) }),
-            ("softmax    ", { try x.softmax() }),
-        ]
+        let kernels: [(String, () throws -> Tensor)] = selected.map {
+            switch $0 {
+            case .square: ("x² (no math)", { try x.square() })
+            case .gelu: ("GELU (tanh)", { try x.gelu() })
+            case .layerNorm: ("LayerNorm  ", { try x.layerNorm(weight: w, bias: b) })
+            case .softmax: ("softmax    ", { try x.softmax() })
+            }
+        }
         for (label, body) in kernels {
             let t = try median { _ = try body() }
             print(String(format: "%@             %7.1f GB/s   %6.1f%% of copy", label, bytes / t / 1e9, 100 * tCopy / t))
