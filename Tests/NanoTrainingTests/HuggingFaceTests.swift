@@ -70,16 +70,8 @@ let pythonWithTransformers: String? = {
         try HuggingFaceGPT2.export(model, to: out, endOfText: 296)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/make_hf_fixtures.py").path
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: pythonWithTransformers!)
-        p.arguments = [script, "--check-export", out]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        p.waitUntilExit()
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(p.terminationStatus == 0 && text.contains("\"ok\": true"), "transformers check: \(text)")
+        let text = try runPython(pythonWithTransformers!, arguments: [script, "--check-export", out])
+        #expect(text.contains("\"ok\": true"), "transformers check: \(text)")
     }
 
     @Test func foreignOrBrokenConfigsAreClearErrors() throws {

@@ -12,10 +12,11 @@ let pythonWithSafetensors: String? = {
     return candidates.compactMap { $0 }.first { FileManager.default.isExecutableFile(atPath: $0) }
 }()
 
-func runPython(_ python: String, _ script: String, _ args: [String]) throws -> String {
+/// Runs python with arguments; returns stdout + stderr and records a failure on a non-zero exit.
+func runPython(_ python: String, arguments: [String]) throws -> String {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: python)
-    p.arguments = ["-c", script] + args
+    p.arguments = arguments
     let out = Pipe()
     p.standardOutput = out
     p.standardError = out
@@ -39,7 +40,7 @@ func runPython(_ python: String, _ script: String, _ args: [String]) throws -> S
         with safe_open(sys.argv[1], framework="numpy") as f:
             print(json.dumps({"meta": f.metadata(), "tensors": {k: [list(f.get_tensor(k).shape), float(f.get_tensor(k).astype("float64").sum())] for k in f.keys()}}))
         """
-        let output = try runPython(pythonWithSafetensors!, script, [dir + "/model.safetensors"])
+        let output = try runPython(pythonWithSafetensors!, arguments: ["-c", script, dir + "/model.safetensors"])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
         let tensors = try #require(json["tensors"] as? [String: [Any]])
         let params = model.namedParameters()
