@@ -26,6 +26,10 @@ public struct TrainConfig: Equatable, Sendable {
     // eval: periodic HellaSwag (0: off)
     public var hellaswagInterval = 0, hellaswagLimit = 0
     public var hellaswagData = ""
+    // tracking
+    public var tensorboard = true, plots = true
+    public var sampleTokens = 200
+    public var wandbProject = "", wandbEntity = "", wandbName = ""
     // data
     public var dataset = "data/shakespeare_char"
     // output
@@ -104,6 +108,12 @@ extension TrainConfig {
         ("eval", "hellaswag_interval", .int(\.hellaswagInterval, minimum: 0)),
         ("eval", "hellaswag_data", .string(\.hellaswagData)),
         ("eval", "hellaswag_limit", .int(\.hellaswagLimit, minimum: 0)),
+        ("tracking", "tensorboard", .bool(\.tensorboard)),
+        ("tracking", "plots", .bool(\.plots)),
+        ("tracking", "sample_tokens", .int(\.sampleTokens, minimum: 0)),
+        ("tracking", "wandb.project", .string(\.wandbProject)),
+        ("tracking", "wandb.entity", .string(\.wandbEntity)),
+        ("tracking", "wandb.name", .string(\.wandbName)),
         ("data", "dataset", .string(\.dataset)),
         ("output", "out_dir", .string(\.outDir)),
         ("output", "name", .string(\.name)),
@@ -122,7 +132,7 @@ extension TrainConfig {
             }
             if let root {
                 guard let sections = root as? [String: Any] else {
-                    throw ConfigError(file: file, key: "-", message: "expected a mapping of sections (model, moe, training, lr_schedule, optimizer, eval, data, output)")
+                    throw ConfigError(file: file, key: "-", message: "expected a mapping of sections (model, moe, training, lr_schedule, optimizer, eval, tracking, data, output)")
                 }
                 for (section, body) in sections.sorted(by: { $0.key < $1.key }) {
                     guard schema.contains(where: { $0.section == section }) else {
@@ -132,14 +142,20 @@ extension TrainConfig {
                         throw ConfigError(file: file, key: section, message: "expected a mapping of keys")
                     }
                     for (key, value) in entries.sorted(by: { $0.key < $1.key }) {
-                        try config.set(section: section, key: key, value: value, file: file)
+                        if let nested = value as? [String: Any] {
+                            for (inner, v) in nested.sorted(by: { $0.key < $1.key }) {
+                                try config.set(section: section, key: key + "." + inner, value: v, file: file)
+                            }
+                        } else {
+                            try config.set(section: section, key: key, value: value, file: file)
+                        }
                     }
                 }
             }
         }
         for override in overrides {
             let parts = override.split(separator: "=", maxSplits: 1).map(String.init)
-            let path = parts[0].split(separator: ".").map(String.init)
+            let path = parts[0].split(separator: ".", maxSplits: 1).map(String.init)
             guard parts.count == 2, path.count == 2 else {
                 throw ConfigError(file: "--set", key: override, message: "expected section.key=value, e.g. training.max_iters=100")
             }
@@ -229,8 +245,9 @@ extension TrainConfig {
     /// The effective config as YAML, in schema order.
     public func yaml() -> String {
         var out = "", section = ""
+        var group = ""
         for entry in Self.schema where entry.section != "moe" || useMoE {
-            if entry.section != section { section = entry.section; out += "\(section):\n" }
+            if entry.section != section { section = entry.section; group = ""; out += "\(section):\n" }
             let value: String
             switch entry.field {
             case let .int(p, _): value = String(self[keyPath: p])
@@ -238,7 +255,13 @@ extension TrainConfig {
             case let .bool(p): value = String(self[keyPath: p])
             case let .string(p): value = "\"\(self[keyPath: p])\""
             }
-            out += "  \(entry.key): \(value)\n"
+            let parts = entry.key.split(separator: ".", maxSplits: 1).map(String.init)
+            if parts.count == 2 {
+                if parts[0] != group { group = parts[0]; out += "  \(group):\n" }
+                out += "    \(parts[1]): \(value)\n"
+            } else {
+                out += "  \(entry.key): \(value)\n"
+            }
         }
         return out
     }

@@ -213,3 +213,16 @@ func tinyConfig(dataset: String, runs: String) -> TrainConfig {
         #expect(single.useMoE && single.moe.nExp == 1)
     }
 }
+
+@Suite struct TrackingConfigTests {
+    @Test func nestedWandbMappingLoadsAndRoundTrips() throws {
+        let path = NSTemporaryDirectory() + "cfg-\(UUID().uuidString).yaml"
+        try "tracking:\n  wandb:\n    project: nano\n    name: run1\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let c = try TrainConfig.load(file: path, overrides: ["tracking.wandb.entity=me"])
+        #expect(c.wandbProject == "nano" && c.wandbName == "run1" && c.wandbEntity == "me")
+        let again = NSTemporaryDirectory() + "cfg-\(UUID().uuidString).yaml"
+        try c.yaml().write(toFile: again, atomically: true, encoding: .utf8)
+        #expect(try TrainConfig.load(file: again) == c)
+        #expect(throws: ConfigError.self) { try TrainConfig.load(file: nil, overrides: ["tracking.wandb.projekt=x"]) }
+    }
+}
