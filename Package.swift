@@ -42,13 +42,15 @@ let package = Package(
         .target(name: "NanoModels", dependencies: ["NanoEngine", "NanoNN"], swiftSettings: kernelSwiftSettings),
         // Layer 4: tokenizers and token datasets (no tensor dependency for the tokenizers).
         .target(name: "NanoData", dependencies: ["NanoEngine"], swiftSettings: kernelSwiftSettings),
+        // Layer 4: experiment tracking (TensorBoard event files, plots, run listing); Foundation only.
+        .target(name: "NanoTracking", swiftSettings: kernelSwiftSettings),
         // Layer 5: config, optimizers, schedules, checkpoints, trainer, sampling.
-        .target(name: "NanoTraining", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData",
+        .target(name: "NanoTraining", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTracking",
                                                     .product(name: "Yams", package: "Yams")],
                 swiftSettings: kernelSwiftSettings),
         // Command-line tool.
         .executableTarget(name: "NanodecoderCLI",
-                          dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining",
+                          dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: kernelSwiftSettings),
 
@@ -59,6 +61,7 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoModelsTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoTestSupport"],
                     swiftSettings: kernelSwiftSettings),
+        .testTarget(name: "NanoTrackingTests", dependencies: ["NanoTracking"], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoDataTests", dependencies: ["NanoData"], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoTrainingTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining"],
                     resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),

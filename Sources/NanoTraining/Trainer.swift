@@ -75,6 +75,18 @@ public final class Trainer {
         return try Evaluation.hellaSwag(model, tokenizer: tokenizer, items: hellaswagItems!, batchSize: config.batchSize)
     }
 
+    /// A short continuation of a newline, decoded with the dataset's tokenizer.
+    func generateSample() throws -> String {
+        let tokenizer = try Prepare.tokenizer(for: dataset.meta, folder: dataset.folder)
+        var options = SamplingOptions()
+        options.maxNewTokens = config.sampleTokens
+        options.seed = UInt64(config.seed)
+        options.stopToken = tokenizer.endOfText
+        let prompt = (try? tokenizer.encode("\n")) ?? [0]
+        let tokens = try Sampler(model: model).generate(prompt: prompt.isEmpty ? [0] : prompt, options: options)
+        return try tokenizer.decode(tokens)
+    }
+
     /// Mean loss over eval_iters batches of a split, without dropout or graph.
     func estimateLoss(_ file: TokenFile) throws -> Float {
         try withNoGrad {
@@ -98,7 +110,8 @@ public final class Trainer {
             try? FileManager.default.removeItem(atPath: dst)
             try? FileManager.default.copyItem(atPath: dataset.folder + "/" + file, toPath: dst)
         }
-        let metrics = try MetricsLog(path: runDir + "/metrics.jsonl")
+        let tracker = try RunTracker(runDir: runDir, config: config)
+        defer { tracker.finish() }
         let counts = model.parameterCounts
         log(String(format: "model: %.2fM parameters (%.2fM without position embeddings; %.2fM active per token); vocab %d; data %@ (%d train / %d val tokens)",
                    Double(counts.total) / 1e6, Double(counts.withoutPositions) / 1e6, Double(model.activeParameterCount) / 1e6,
@@ -124,7 +137,9 @@ public final class Trainer {
                     fields["hellaswag_acc_norm"] = r.accuracyNormalized
                     fields["hellaswag_acc"] = r.accuracySum
                 }
-                try metrics.append(fields)
+                try tracker.record(fields)
+                if config.sampleTokens > 0, let text = try? generateSample() { tracker.sample(text, step: it) }
+                tracker.flush()
                 if valLoss < (state.bestValLoss ?? .infinity) {
                     state.bestValLoss = valLoss
                     if it > 0 { try saveCheckpoint(to: bestDir) }
@@ -161,7 +176,8 @@ public final class Trainer {
                                          "tokens_per_s": tokensPerSecond, "ms_per_iter": seconds * 1000, "mfu": mfu,
                                          "tokens": state.tokensSeen]
             fields.merge(parts.metrics) { a, _ in a }
-            try metrics.append(fields)
+            if let mb = residentMemoryMB() { fields["memory_mb"] = mb }
+            try tracker.record(fields)
             if it % config.logInterval == 0 || stop.isRequested {
                 let recent = Array(stepTimes.suffix(20)).sorted()
                 let median = recent[recent.count / 2]
@@ -176,6 +192,13 @@ public final class Trainer {
         if stop.isRequested {
             try saveCheckpoint(to: checkpointDir)
             log("stopped at step \(state.step); resume with --resume (checkpoint: \(checkpointDir))")
+        }
+        if config.plots, let files = try? tracker.writePlots(name: config.name.isEmpty ? runDir : config.name) {
+            log("plots: \(files.map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")) in \(runDir)/plots")
+        }
+        if !config.wandbProject.isEmpty {
+            log("to upload this run to Weights & Biases: " + wandbSyncCommand(runDirectory: runDir, project: config.wandbProject,
+                                                                          entity: config.wandbEntity, name: config.wandbName.isEmpty ? config.name : config.wandbName))
         }
         let sorted = stepTimes.sorted()
         if !sorted.isEmpty {
@@ -249,23 +272,3 @@ func formatDuration(_ seconds: Double) -> String {
     return s >= 3600 ? String(format: "%dh%02dm", s / 3600, s % 3600 / 60) : String(format: "%dm%02ds", s / 60, s % 60)
 }
 
-/// Appends one JSON object per line to metrics.jsonl.
-final class MetricsLog {
-    let handle: FileHandle
-    init(path: String) throws {
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw FileFormatError.invalid(path: path, reason: "cannot open for writing") }
-        h.seekToEndOfFile()
-        handle = h
-    }
-    func append(_ fields: [String: Any]) throws {
-        let clean = fields.mapValues { v -> Any in
-            if let f = v as? Float { return f.isFinite ? Double(f) : NSNull() }
-            if let d = v as? Double { return d.isFinite ? d : NSNull() }
-            return v
-        }
-        var line = try JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys])
-        line.append(0x0A)
-        handle.write(line)
-    }
-}
