@@ -63,7 +63,7 @@ let package = Package(
                     swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoTrackingTests", dependencies: ["NanoTracking"], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoDataTests", dependencies: ["NanoData"], swiftSettings: kernelSwiftSettings),
-        .testTarget(name: "NanoTrainingTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining"],
+        .testTarget(name: "NanoTrainingTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking"],
                     resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),
     ]
 )

@@ -3,6 +3,7 @@ import NanoCPU
 import NanoData
 import NanoEngine
 import NanoModels
+import NanoTracking
 @testable import NanoTraining
 import Testing
 
@@ -224,5 +225,31 @@ func tinyConfig(dataset: String, runs: String) -> TrainConfig {
         try c.yaml().write(toFile: again, atomically: true, encoding: .utf8)
         #expect(try TrainConfig.load(file: again) == c)
         #expect(throws: ConfigError.self) { try TrainConfig.load(file: nil, overrides: ["tracking.wandb.projekt=x"]) }
+    }
+}
+
+@Suite struct RunTrackingTests {
+    @Test func aRunWritesTensorBoardEventsSamplesAndPlots() throws {
+        let dir = NSTemporaryDirectory() + "track-data-\(UUID().uuidString)"
+        try Prepare.run(text: String(repeating: "to be or not to be, that is the question. ", count: 50), source: "test",
+                        folder: dir, tokenizer: .char, log: { _ in })
+        let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"
+        var c = tinyConfig(dataset: dir, runs: runs)
+        c.sampleTokens = 20
+        let trainer = try Trainer(config: c, runDir: runs + "/t")
+        trainer.log = { _ in }
+        try trainer.train()
+        let files = try FileManager.default.contentsOfDirectory(atPath: runs + "/t")
+        let events = try #require(files.first { $0.hasPrefix("events.out.tfevents.") })
+        let contents = try EventFileReader.read(path: runs + "/t/" + events)
+        let tags = Set(contents.scalars.map(\.tag))
+        #expect(tags.isSuperset(of: ["train/train_loss", "train/lr", "eval/val_loss", "perf/tokens_per_s", "perf/mfu"]))
+        let val = contents.scalars.filter { $0.tag == "eval/val_loss" }.map(\.step)
+        #expect(val == [0, 4, 8])
+        #expect(contents.texts.contains { $0.tag == "config" } && contents.texts.filter { $0.tag == "samples" }.count == 3)
+        for plot in SVGPlot.standardPlotNames { #expect(files.contains("plots") && FileManager.default.fileExists(atPath: runs + "/t/plots/" + plot)) }
+        #expect(try String(contentsOfFile: runs + "/t/samples.txt", encoding: .utf8).contains("=== step 8 ==="))
+        let listed = try RunIndex.list(logDirectory: runs)
+        #expect(listed.map(\.name) == ["t"] && listed[0].status == .finished && listed[0].steps == 8)
     }
 }
