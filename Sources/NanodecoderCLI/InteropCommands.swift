@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NanoData
 import NanoModels
+import NanoTracking
 import NanoTraining
 
 struct ImportCommand: ParsableCommand {
@@ -87,10 +88,9 @@ struct EvalHellaSwag: ParsableCommand {
             let tokenizer = try Sample.tokenizer(near: checkpoint)
             let items = try Evaluation.loadHellaSwag(data, limit: limit)
             let start = Date()
-            let r = try Evaluation.hellaSwag(model, tokenizer: tokenizer, items: items, batchSize: batchSize) { done, total in
-                FileHandle.standardError.write(Data("\r\(done)/\(total) items".utf8))
-            }
-            FileHandle.standardError.write(Data("\n".utf8))
+            let bar = ProgressBar("hellaswag", total: items.count, unit: "items")
+            let r = try Evaluation.hellaSwag(model, tokenizer: tokenizer, items: items, batchSize: batchSize) { done, _ in bar.update(done) }
+            bar.finish()
             emit(String(format: "HellaSwag: %d items, acc_norm %.4f (mean token loss), acc %.4f (summed loss), %.1f s",
                         r.count, r.accuracyNormalized, r.accuracySum, Date().timeIntervalSince(start)))
         }
@@ -111,10 +111,9 @@ struct EvalPerplexity: ParsableCommand {
                 throw DataError.invalid(path: text, reason: "cannot read it as UTF-8 text")
             }
             let tokens = try tokenizer.encode(content)
-            let r = try Evaluation.perplexity(model, tokens: tokens, stride: stride ?? max(model.config.blockSize / 2, 1)) { done, total in
-                FileHandle.standardError.write(Data("\r\(done)/\(total) tokens".utf8))
-            }
-            FileHandle.standardError.write(Data("\n".utf8))
+            let bar = ProgressBar("perplexity", total: tokens.count - 1, unit: "tokens")
+            let r = try Evaluation.perplexity(model, tokens: tokens, stride: stride ?? max(model.config.blockSize / 2, 1)) { done, _ in bar.update(done) }
+            bar.finish()
             emit(String(format: "perplexity %.4f (mean NLL %.4f nats over %d tokens)", r.perplexity, r.meanNLL, r.tokens))
         }
     }

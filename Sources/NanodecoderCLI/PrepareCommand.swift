@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NanoData
+import NanoTracking
 
 struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -58,7 +59,9 @@ struct TrainTokenizer: ParsableCommand {
                 throw DataError.invalid(path: input, reason: "cannot read it as UTF-8 text")
             }
             let start = Date()
-            let tok = try BPETokenizer.train(text: text, vocabularySize: vocabSize)
+            let bar = ProgressBar("tokenizer", total: vocabSize, unit: "tokens")
+            let tok = try BPETokenizer.train(text: text, vocabularySize: vocabSize) { done, _ in bar.update(done) }
+            bar.finish()
             try tok.save(tiktokenFile: out)
             print(String(format: "wrote %@ (%d tokens) in %.1f s", out, tok.vocabularySize, Date().timeIntervalSince(start)))
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NanoTracking
 import NanoTraining
 
 struct Train: ParsableCommand {
@@ -27,7 +28,10 @@ struct Train: ParsableCommand {
                 for item in ["checkpoint", "best", "metrics.jsonl"] { try? fm.removeItem(atPath: runDir + "/" + item) }
             }
             let trainer = try Trainer(config: cfg, runDir: runDir)
-            trainer.log = { emit($0) }
+            let bar = ProgressBar("train", total: cfg.maxIters, unit: "steps", terminal: isatty(STDERR_FILENO) == 1 && isatty(STDOUT_FILENO) == 1)
+            trainer.log = { line in bar.clear(); emit(line); bar.redraw() }
+            trainer.onStep = { step, _ in bar.update(step) }
+            defer { bar.finish() }
             if resume { try trainer.resume() }
             trainer.stop.install()
             emit("run folder: \(runDir)")

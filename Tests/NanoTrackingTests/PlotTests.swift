@@ -233,3 +233,15 @@ private func seriesPaths(_ svg: String) throws -> [[String: String]] {
     }
     #expect(SVGPlot.convertToPNG(folder + "/missing.svg") == nil)
 }
+
+@Suite struct ProgressBarTests {
+    @Test func lineShowsFractionCountsAndETA() {
+        let bar = ProgressBar("train", total: 200, unit: "steps", terminal: false)
+        bar.update(50)
+        let line = bar.line()
+        #expect(line.hasPrefix("train [######------------------]  25% 50/200 steps"))
+        #expect(line.contains("ETA "))
+        bar.update(500)   // clamped
+        #expect(bar.line().contains("100% 200/200"))
+    }
+}
