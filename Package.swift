@@ -24,6 +24,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C shims: the oneDNN matmul primitive (2.x and 3.x C APIs) and vector math helpers.
@@ -44,13 +45,15 @@ let package = Package(
         .target(name: "NanoData", dependencies: ["NanoEngine"], swiftSettings: kernelSwiftSettings),
         // Layer 4: experiment tracking (TensorBoard event files, plots, run listing); Foundation only.
         .target(name: "NanoTracking", swiftSettings: kernelSwiftSettings),
+        // Layer 4: the live training dashboard (web page + JSON API over a runs folder).
+        .target(name: "NanoDashboard", dependencies: ["NanoTracking", .product(name: "Hummingbird", package: "hummingbird")]),
         // Layer 5: config, optimizers, schedules, checkpoints, trainer, sampling.
         .target(name: "NanoTraining", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTracking",
                                                     .product(name: "Yams", package: "Yams")],
                 swiftSettings: kernelSwiftSettings),
         // Command-line tool.
         .executableTarget(name: "NanodecoderCLI",
-                          dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking",
+                          dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking", "NanoDashboard",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: kernelSwiftSettings),
 
@@ -61,6 +64,8 @@ let package = Package(
                     resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoModelsTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoTestSupport"],
                     swiftSettings: kernelSwiftSettings),
+        .testTarget(name: "NanoDashboardTests", dependencies: ["NanoDashboard", "NanoTracking",
+                                                             .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "NanoTrackingTests", dependencies: ["NanoTracking"], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoDataTests", dependencies: ["NanoData"], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoTrainingTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking"],
