@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# Headless Chromium for the dashboard's end-to-end test.
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 # Python with numpy + safetensors for the interop tests (the Swift side never needs Python).
 if [ ! -x .venv-test/bin/python ] || ! .venv-test/bin/python -c "import safetensors, numpy, tensorboard" 2>/dev/null; then
   python3 -m venv .venv-test && .venv-test/bin/pip install -q numpy safetensors tensorboard
