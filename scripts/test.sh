@@ -7,6 +7,7 @@ scripts/install-deps.sh
 # Headless Chromium for the dashboard's end-to-end test.
 if ! command -v chromium >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 # Python with numpy + safetensors for the interop tests (the Swift side never needs Python).
