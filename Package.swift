@@ -66,9 +66,9 @@ let package = Package(
                     swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoDashboardTests", dependencies: ["NanoDashboard", "NanoTracking",
                                                              .product(name: "Hummingbird", package: "hummingbird")]),
-        .testTarget(name: "NanoTrackingTests", dependencies: ["NanoTracking"], swiftSettings: kernelSwiftSettings),
+        .testTarget(name: "NanoTrackingTests", dependencies: ["NanoTracking", "NanoTestSupport"], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoDataTests", dependencies: ["NanoData"], swiftSettings: kernelSwiftSettings),
-        .testTarget(name: "NanoTrainingTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking"],
+        .testTarget(name: "NanoTrainingTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking", "NanoTestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),
     ]
 )

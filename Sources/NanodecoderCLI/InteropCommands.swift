@@ -107,9 +107,7 @@ struct EvalPerplexity: ParsableCommand {
         try Nanodecoder.reporting {
             let model = try Checkpoint.loadModel(from: checkpoint)
             let tokenizer = try Sample.tokenizer(near: checkpoint)
-            guard let content = try? String(contentsOfFile: text, encoding: .utf8) else {
-                throw DataError.invalid(path: text, reason: "cannot read it as UTF-8 text")
-            }
+            let content = try readText(text)
             let tokens = try tokenizer.encode(content)
             let bar = ProgressBar("perplexity", total: tokens.count - 1, unit: "tokens")
             let r = try Evaluation.perplexity(model, tokens: tokens, stride: stride ?? max(model.config.blockSize / 2, 1)) { done, _ in bar.update(done) }

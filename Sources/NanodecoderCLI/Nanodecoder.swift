@@ -27,3 +27,11 @@ struct CommandFailure: Error, CustomStringConvertible {
 func emit(_ text: String, terminator: String = "\n") {
     FileHandle.standardOutput.write(Data((text + terminator).utf8))
 }
+
+/// A UTF-8 text file's contents, or an error naming the file.
+func readText(_ path: String, what: String = "text") throws -> String {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw CommandFailure(description: "\(path): cannot read it as UTF-8 \(what)")
+    }
+    return text
+}

@@ -29,10 +29,7 @@ struct Prepare: ParsableCommand {
 
     func loadText() throws -> (String, String) {
         if let input {
-            guard let text = try? String(contentsOfFile: input, encoding: .utf8) else {
-                throw DataError.invalid(path: input, reason: "cannot read it as UTF-8 text")
-            }
-            return (text, input)
+            return (try readText(input), input)
         }
         print("downloading \(url)…")
         guard let u = URL(string: url), let data = try? Data(contentsOf: u), let text = String(data: data, encoding: .utf8) else {
@@ -55,9 +52,7 @@ struct TrainTokenizer: ParsableCommand {
 
     func run() throws {
         try Nanodecoder.reporting {
-            guard let text = try? String(contentsOfFile: input, encoding: .utf8) else {
-                throw DataError.invalid(path: input, reason: "cannot read it as UTF-8 text")
-            }
+            let text = try readText(input)
             let start = Date()
             let bar = ProgressBar("tokenizer", total: vocabSize, unit: "tokens")
             let tok = try BPETokenizer.train(text: text, vocabularySize: vocabSize) { done, _ in bar.update(done) }

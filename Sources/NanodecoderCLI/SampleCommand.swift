@@ -26,10 +26,7 @@ struct Sample: ParsableCommand {
             options.stopToken = tokenizer.endOfText
             let prompts: [String]
             if let promptsFile {
-                guard let text = try? String(contentsOfFile: promptsFile, encoding: .utf8) else {
-                    throw DataError.invalid(path: promptsFile, reason: "cannot read the prompts file")
-                }
-                prompts = text.split(separator: "\n").map(String.init)
+                prompts = try readText(promptsFile, what: "prompts file").split(separator: "\n").map(String.init)
             } else {
                 prompts = [prompt.replacingOccurrences(of: "\\n", with: "\n")]
             }

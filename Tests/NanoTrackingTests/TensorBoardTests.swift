@@ -1,26 +1,13 @@
 import Foundation
 @testable import NanoTracking
+import NanoTestSupport
 import Testing
 
 private let repositoryRoot = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-/// A Python that can import tensorboard: $NANODECODER_PYTHON, or <repo>/.venv-test
-/// (`pip install tensorboard`). The read-back test is skipped without one.
-private let pythonWithTensorBoard: String? = {
-    let candidates = [ProcessInfo.processInfo.environment["NANODECODER_PYTHON"], repositoryRoot.path + "/.venv-test/bin/python"]
-    return candidates.compactMap { $0 }.first { python in
-        guard FileManager.default.isExecutableFile(atPath: python) else { return false }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = ["-c", "import tensorboard.backend.event_processing.event_accumulator"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return false }
-        p.waitUntilExit()
-        return p.terminationStatus == 0
-    }
-}()
+/// A Python that can import tensorboard; the read-back test is skipped without one.
+private let pythonWithTensorBoard = python(importing: "tensorboard.backend.event_processing.event_accumulator")
 
 /// A fresh directory under the system temporary folder; the caller removes it.
 private func temporaryLogDirectory() -> String {

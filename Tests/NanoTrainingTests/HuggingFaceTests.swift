@@ -3,23 +3,11 @@ import NanoData
 import NanoEngine
 import NanoModels
 @testable import NanoTraining
+import NanoTestSupport
 import Testing
 
-/// A Python with transformers (the venv scripts/make_hf_fixtures.py builds); export checks that
-/// need it are skipped without it.
-let pythonWithTransformers: String? = {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let python = root.path + "/.venv/bin/python"
-    guard FileManager.default.isExecutableFile(atPath: python) else { return nil }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: python)
-    p.arguments = ["-c", "import transformers"]
-    p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
-    guard (try? p.run()) != nil else { return nil }
-    p.waitUntilExit()
-    return p.terminationStatus == 0 ? python : nil
-}()
+/// A Python with transformers (the venv scripts/make_hf_fixtures.py builds); the export check is skipped without it.
+let pythonWithTransformers = python(importing: "transformers")
 
 @Suite struct HuggingFaceTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")

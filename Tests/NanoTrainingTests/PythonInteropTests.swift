@@ -2,15 +2,11 @@ import Foundation
 import NanoEngine
 import NanoModels
 @testable import NanoTraining
+import NanoTestSupport
 import Testing
 
-/// A Python with numpy and safetensors: $NANODECODER_PYTHON, or the test venv that
-/// scripts/test.sh creates (.venv-test). Tests that need it are skipped (and say so) without it.
-let pythonWithSafetensors: String? = {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let candidates = [ProcessInfo.processInfo.environment["NANODECODER_PYTHON"], root.path + "/.venv-test/bin/python"]
-    return candidates.compactMap { $0 }.first { FileManager.default.isExecutableFile(atPath: $0) }
-}()
+/// A Python with numpy and safetensors (scripts/test.sh makes .venv-test); skipped without one.
+let pythonWithSafetensors = python(importing: "safetensors, numpy")
 
 /// Runs python with arguments; returns stdout + stderr and records a failure on a non-zero exit.
 func runPython(_ python: String, arguments: [String]) throws -> String {
