@@ -43,16 +43,28 @@ public final class TokenFile: @unchecked Sendable {
     /// Inputs and next-token targets [batch, blockSize] from random windows of blockSize + 1 tokens.
     /// Window starts come from `generator`, so a run's batches are reproducible and resumable.
     public func randomBatch(batchSize: Int, blockSize: Int, generator: Generator) throws -> (inputs: Tensor, targets: Tensor) {
+        try batch(starts: randomStarts(count: batchSize, blockSize: blockSize, generator: generator), blockSize: blockSize)
+    }
+
+    /// `count` random window starts for windows of blockSize + 1 tokens.
+    public func randomStarts(count n: Int, blockSize: Int, generator: Generator) throws -> [Int] {
         let starts = count - blockSize
         guard starts >= 1 else {
             throw DataError.invalid(path: path, reason: "holds \(count) tokens, too few for block_size \(blockSize) (need at least \(blockSize + 1))")
         }
-        let offset = generator.reserve(count: batchSize)
-        var x = [Int32](repeating: 0, count: batchSize * blockSize), y = x
-        for b in 0..<batchSize {
+        let offset = generator.reserve(count: n)
+        return (0..<n).map { b in
             // 64 random bits per window start (a float would round positions in large files).
             let r = Philox.block(counter: offset &+ UInt64(b), seed: generator.seed)
-            let start = Int((UInt64(r[0]) << 32 | UInt64(r[1])) % UInt64(starts))
+            return Int((UInt64(r[0]) << 32 | UInt64(r[1])) % UInt64(starts))
+        }
+    }
+
+    /// Inputs and next-token targets [starts.count, blockSize] of the windows at `starts`.
+    public func batch(starts: [Int], blockSize: Int) throws -> (inputs: Tensor, targets: Tensor) {
+        let batchSize = starts.count
+        var x = [Int32](repeating: 0, count: batchSize * blockSize), y = x
+        for (b, start) in starts.enumerated() {
             for t in 0..<blockSize {
                 x[b * blockSize + t] = self[start + t]
                 y[b * blockSize + t] = self[start + t + 1]

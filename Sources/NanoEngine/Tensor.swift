@@ -10,6 +10,9 @@ public final class Tensor {
     public let offset: Int
     /// Whether gradients flow to this tensor. Set it on leaves (parameters); ops propagate it.
     public var requiresGrad: Bool
+    /// Marks a model parameter (set by NanoNN's `parameter`). A frozen parameter keeps this flag
+    /// with `requiresGrad` false: it is saved and loaded but gets no gradient.
+    public var isParameter = false
     /// Accumulated gradient of a leaf after `backward()`.
     public var grad: Tensor?
     /// The op that produced this tensor, while a graph is recorded.

@@ -106,6 +106,11 @@ public final class DenseGPT: LanguageModel {
     /// Logits [B, T, vocab] for tokens [B, T] (int32). With a cache, tokens are the new positions
     /// that follow the cached ones.
     public func callAsFunction(_ tokens: Tensor, cache: KVCache? = nil, training: Bool = false) throws -> Tensor {
+        try hiddenStates(tokens, cache: cache, training: training).linear(weight: head?.weight ?? tokenEmbedding.weight)
+    }
+
+    /// The final-LayerNorm outputs [B, T, C] that the LM head reads (classifiers read them too).
+    public func hiddenStates(_ tokens: Tensor, cache: KVCache? = nil, training: Bool = false) throws -> Tensor {
         let t = tokens.shape[1], start = cache?.length ?? 0
         guard start + t <= config.blockSize else {
             throw TensorError.invalidArgument(op: "DenseGPT", message: "sequence of \(start + t) tokens exceeds block_size \(config.blockSize)")
@@ -115,8 +120,7 @@ public final class DenseGPT: LanguageModel {
         for (i, block) in blocks.enumerated() {
             x = try block(x, cache: cache?.layers[i], training: training)
         }
-        x = try finalNorm(x)
-        return try x.linear(weight: head?.weight ?? tokenEmbedding.weight)
+        return try finalNorm(x)
     }
 
     /// Mean next-token cross-entropy of tokens [B, T] against targets [B, T].

@@ -11,6 +11,10 @@ public struct ModelLoss {
     public var aux: Tensor?, z: Tensor?
     /// One report per MoE layer.
     public var reports: [MoEReport] = []
+
+    public init(total: Tensor, lm: Tensor, aux: Tensor? = nil, z: Tensor? = nil, reports: [MoEReport] = []) {
+        self.total = total; self.lm = lm; self.aux = aux; self.z = z; self.reports = reports
+    }
 }
 
 /// A decoder-only language model: the dense GPT or the MoE GPT.
@@ -20,7 +24,9 @@ public protocol LanguageModel: Module {
     var positionEmbedding: Embedding { get }
     /// Logits [B, T, vocab] for tokens [B, T]; with a cache, tokens are the positions after the cached ones.
     func callAsFunction(_ tokens: Tensor, cache: KVCache?, training: Bool) throws -> Tensor
-    /// Loss of tokens [B, T] against next-token targets [B, T].
+    /// Final-LayerNorm outputs [B, T, C], before the LM head.
+    func hiddenStates(_ tokens: Tensor, cache: KVCache?, training: Bool) throws -> Tensor
+    /// Loss of tokens [B, T] against next-token targets [B, T] (targets of -1 are ignored).
     func loss(_ tokens: Tensor, targets: Tensor, training: Bool) throws -> ModelLoss
     /// Parameters that one token uses (all, for a dense model).
     var activeParameterCount: Int { get }

@@ -75,18 +75,22 @@ public final class MoEGPT: LanguageModel {
         for (i, block) in blocks.enumerated() {
             x = try block(x, cache: cache?.layers[i], training: training, reports: &reports)
         }
-        return (try finalNorm(x).linear(weight: head?.weight ?? tokenEmbedding.weight), reports)
+        return (try finalNorm(x), reports)
+    }
+
+    public func hiddenStates(_ tokens: Tensor, cache: KVCache? = nil, training: Bool = false) throws -> Tensor {
+        try forward(tokens, cache: cache, training: training).0
     }
 
     public func callAsFunction(_ tokens: Tensor, cache: KVCache? = nil, training: Bool = false) throws -> Tensor {
-        try forward(tokens, cache: cache, training: training).0
+        try forward(tokens, cache: cache, training: training).0.linear(weight: head?.weight ?? tokenEmbedding.weight)
     }
 
     /// LM loss plus the weighted load-balancing and z-losses summed over MoE layers.
     public func loss(_ tokens: Tensor, targets: Tensor, training: Bool = false) throws -> ModelLoss {
         let moe = config.moe!
-        let (logits, reports) = try forward(tokens, cache: nil, training: training)
-        let lm = try logits.crossEntropy(targets: targets)
+        let (hidden, reports) = try forward(tokens, cache: nil, training: training)
+        let lm = try hidden.linear(weight: head?.weight ?? tokenEmbedding.weight).crossEntropy(targets: targets)
         var result = ModelLoss(total: lm, lm: lm, reports: reports)
         let aux = reports.compactMap(\.auxLoss), z = reports.compactMap(\.zLoss)
         if !aux.isEmpty {

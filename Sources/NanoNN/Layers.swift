@@ -3,13 +3,16 @@ import NanoEngine
 /// A parameter: a leaf tensor that requires grad.
 public func parameter(_ t: Tensor) -> Tensor {
     t.requiresGrad = true
+    t.isParameter = true
     return t
 }
 
-/// y = x·Wᵀ + b, weight [out, in].
+/// y = x·Wᵀ + b, weight [out, in]; plus a low-rank update when a LoRA adapter is attached.
 public final class Linear: Module {
     public var weight: Tensor
     public var bias: Tensor?
+    /// Low-rank adapter (see `LoRA`); nil for a plain layer.
+    public var lora: LoRA?
 
     /// Weights from N(0, std²) (GPT-2 uses 0.02), bias zero.
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, std: Float = 0.02, generator: Generator? = nil) throws {
@@ -17,7 +20,14 @@ public final class Linear: Module {
         self.bias = bias ? parameter(try Tensor.zeros([outFeatures])) : nil
     }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor { try x.linear(weight: weight, bias: bias) }
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let y = try x.linear(weight: weight, bias: bias)
+        guard let lora else { return y }
+        return try y + lora(x)
+    }
+
+    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.shape[0] }
 }
 
 /// LayerNorm over the last axis with learned scale (and optional shift).

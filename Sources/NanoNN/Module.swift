@@ -1,8 +1,9 @@
 import NanoEngine
 
 /// A layer or model. Parameters are found by reflection over stored properties: any Tensor
-/// with `requiresGrad`, any nested Module, and arrays or optionals of them. Nothing is
-/// registered by hand.
+/// made with `parameter(_:)`, any nested Module, and arrays or optionals of them. Nothing is
+/// registered by hand. A frozen parameter (`requiresGrad` false) is still a parameter: it is
+/// saved and loaded, but gets no gradient and no optimizer update.
 public protocol Module: AnyObject {}
 
 extension Module {
@@ -20,13 +21,31 @@ extension Module {
     /// Total number of parameter elements.
     public var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }
 
+    /// The parameters that get gradients (not frozen).
+    public func trainableParameters() -> [(name: String, tensor: Tensor)] {
+        namedParameters().filter { $0.tensor.requiresGrad }
+    }
+
+    /// Freezes (or unfreezes) every parameter of this module.
+    public func setTrainable(_ trainable: Bool) {
+        for p in parameters() { p.requiresGrad = trainable; if !trainable { p.grad = nil } }
+    }
+
+    /// This module and every nested module with dotted names ("" for self), in declaration order.
+    public func namedModules() -> [(name: String, module: any Module)] {
+        var out: [(String, any Module)] = [("", self)]
+        var seen = Set<ObjectIdentifier>([ObjectIdentifier(self)])
+        collectModules(self, prefix: "", into: &out, seen: &seen)
+        return out
+    }
+
     /// Clears every parameter's gradient.
     public func zeroGrad() { for p in parameters() { p.zeroGrad() } }
 }
 
 private func collect(_ value: Any, prefix: String, into out: inout [(String, Tensor)], seen: inout Set<ObjectIdentifier>) {
     if let t = value as? Tensor {
-        if t.requiresGrad && seen.insert(ObjectIdentifier(t)).inserted { out.append((prefix, t)) }
+        if t.isParameter && seen.insert(ObjectIdentifier(t)).inserted { out.append((prefix, t)) }
         return
     }
     let mirror = Mirror(reflecting: value)
@@ -50,6 +69,29 @@ private func collect(_ value: Any, prefix: String, into out: inout [(String, Ten
         }
     default:
         return
+    }
+}
+
+private func collectModules(_ value: Any, prefix: String, into out: inout [(String, any Module)], seen: inout Set<ObjectIdentifier>) {
+    let mirror = Mirror(reflecting: value)
+    func visit(_ child: Any, _ name: String) {
+        if let m = child as? any Module {
+            guard seen.insert(ObjectIdentifier(m)).inserted else { return }
+            out.append((name, m))
+            collectModules(m, prefix: name, into: &out, seen: &seen)
+        } else if !(child is Tensor) {
+            let inner = Mirror(reflecting: child)
+            switch inner.displayStyle {
+            case .optional: if let c = inner.children.first { visit(c.value, name) }
+            case .collection: for (i, c) in inner.children.enumerated() { visit(c.value, join(name, String(i))) }
+            default: return
+            }
+        }
+    }
+    var m: Mirror? = mirror
+    while let current = m {
+        for child in current.children { visit(child.value, join(prefix, child.label ?? "_")) }
+        m = current.superclassMirror
     }
 }
 

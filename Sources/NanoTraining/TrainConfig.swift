@@ -120,8 +120,8 @@ extension TrainConfig {
     ]
 
     /// Loads a YAML file (nil: defaults) and applies `section.key=value` overrides.
-    public static func load(file: String?, overrides: [String] = []) throws -> TrainConfig {
-        var config = TrainConfig()
+    public static func load(file: String?, overrides: [String] = [], base: TrainConfig = TrainConfig()) throws -> TrainConfig {
+        var config = base
         if let file {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw ConfigError(file: file, key: "-", message: "cannot read the file")

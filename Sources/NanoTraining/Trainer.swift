@@ -5,12 +5,11 @@ import NanoEngine
 import NanoModels
 import NanoNN
 
-/// One training run: model, optimizer, data, schedule, evaluation, checkpoints and metrics,
-/// in the run folder `out_dir/name`.
+/// One training run: a task (model + data), optimizer, schedule, evaluation, checkpoints and
+/// metrics, in the run folder `out_dir/name`.
 public final class Trainer {
     public let config: TrainConfig
-    public let dataset: TokenDataset
-    public let model: any LanguageModel
+    public let task: any TrainingTask
     public let optimizer: AdamW
     public let runDir: String
     public let schedule: LRSchedule
@@ -24,16 +23,20 @@ public final class Trainer {
     let dataGenerator: Generator
     var evalGenerator: Generator
 
-    public init(config: TrainConfig, runDir: String) throws {
+    /// Pre-training run: the language model and token dataset the config describes.
+    public convenience init(config: TrainConfig, runDir: String) throws {
+        try self.init(config: config, runDir: runDir, task: LanguageModelTask(config: config))
+    }
+
+    public init(config: TrainConfig, runDir: String, task: any TrainingTask) throws {
         self.config = config
         self.runDir = runDir
-        dataset = try TokenDataset(folder: config.dataset)
-        guard dataset.val.count > config.blockSize else {
-            throw ConfigError(file: config.dataset + "/val.bin", key: "model.block_size",
-                              message: "block_size \(config.blockSize) is larger than the validation data (\(dataset.val.count) tokens)")
+        self.task = task
+        let trainable = task.module.trainableParameters()
+        guard !trainable.isEmpty else {
+            throw ConfigError(file: runDir, key: "parameters", message: "nothing to train: every parameter is frozen")
         }
-        model = try makeLanguageModel(config.modelConfig(vocabSize: dataset.meta.vocabSize), seed: UInt64(config.seed))
-        optimizer = try AdamW(model.namedParameters(), decayed: model.decayedParameterNames(), beta1: config.beta1,
+        optimizer = try AdamW(trainable, decayed: Set(trainable.filter { $0.tensor.rank >= 2 }.map(\.name)), beta1: config.beta1,
                               beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay)
         schedule = LRSchedule(config)
         let seed = UInt64(config.seed)
@@ -44,12 +47,15 @@ public final class Trainer {
                               seed: config.seed, tokensSeen: 0)
     }
 
+    /// The model of a pre-training run (nil for other tasks).
+    public var model: (any LanguageModel)? { (task as? LanguageModelTask)?.model }
+
     var checkpointDir: String { runDir + "/checkpoint" }
     var bestDir: String { runDir + "/best" }
 
     /// Continues from the run folder's last checkpoint.
     public func resume() throws {
-        state = try Checkpoint.resume(model: model, optimizer: optimizer, from: checkpointDir)
+        state = try Checkpoint.resume(module: task.module, metadata: task.checkpointMetadata, optimizer: optimizer, from: checkpointDir)
         let seed = UInt64(state.seed)
         dataGenerator.restore(offset: state.dataOffset)
         evalGenerator = Generator(seed: seed &+ 2, offset: state.evalOffset)
@@ -61,42 +67,8 @@ public final class Trainer {
         state.dataOffset = dataGenerator.offset
         state.evalOffset = evalGenerator.offset
         state.dropoutOffset = Generator.default.offset
-        try Checkpoint.save(to: dir, model: model, optimizer: optimizer, state: state, config: config)
-    }
-
-    private var hellaswagItems: [Evaluation.HellaSwagItem]? = nil
-
-    /// HellaSwag on eval.hellaswag_data with the dataset's tokenizer (items loaded once).
-    func runHellaSwag() throws -> Evaluation.HellaSwagResult {
-        if hellaswagItems == nil {
-            hellaswagItems = try Evaluation.loadHellaSwag(config.hellaswagData, limit: config.hellaswagLimit > 0 ? config.hellaswagLimit : nil)
-        }
-        let tokenizer = try Prepare.tokenizer(for: dataset.meta, folder: dataset.folder)
-        return try Evaluation.hellaSwag(model, tokenizer: tokenizer, items: hellaswagItems!, batchSize: config.batchSize)
-    }
-
-    /// A short continuation of a newline, decoded with the dataset's tokenizer.
-    func generateSample() throws -> String {
-        let tokenizer = try Prepare.tokenizer(for: dataset.meta, folder: dataset.folder)
-        var options = SamplingOptions()
-        options.maxNewTokens = config.sampleTokens
-        options.seed = UInt64(config.seed)
-        options.stopToken = tokenizer.endOfText
-        let prompt = (try? tokenizer.encode("\n")) ?? [0]
-        let tokens = try Sampler(model: model).generate(prompt: prompt.isEmpty ? [0] : prompt, options: options)
-        return try tokenizer.decode(tokens)
-    }
-
-    /// Mean loss over eval_iters batches of a split, without dropout or graph.
-    func estimateLoss(_ file: TokenFile) throws -> Float {
-        try withNoGrad {
-            var total: Float = 0
-            for _ in 0..<config.evalIters {
-                let (x, y) = try file.randomBatch(batchSize: config.batchSize, blockSize: config.blockSize, generator: evalGenerator)
-                total += try model.loss(x, targets: y, training: false).lm.item()
-            }
-            return total / Float(config.evalIters)
-        }
+        try Checkpoint.save(to: dir, module: task.module, metadata: task.checkpointMetadata, optimizer: optimizer, state: state,
+                            config: config, extras: task.writeCheckpointExtras)
     }
 
     /// Trains until max_iters (or a stop request). Returns the best validation loss.
@@ -104,44 +76,35 @@ public final class Trainer {
     public func train() throws -> Float? {
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         try writeAtomically(Data(config.yaml().utf8), to: runDir + "/config.yaml")
-        // The tokenizer description travels with the run, so `sample` can decode.
-        for file in ["meta.json", dataset.meta.tokenizerFile].compactMap({ $0 }) {
-            let dst = runDir + "/" + file
-            try? FileManager.default.removeItem(atPath: dst)
-            try? FileManager.default.copyItem(atPath: dataset.folder + "/" + file, toPath: dst)
-        }
+        try task.prepareRunFolder(runDir)
         let tracker = try RunTracker(runDir: runDir, config: config)
         defer { tracker.finish() }
-        let counts = model.parameterCounts
-        log(String(format: "model: %.2fM parameters (%.2fM without position embeddings; %.2fM active per token); vocab %d; data %@ (%d train / %d val tokens)",
-                   Double(counts.total) / 1e6, Double(counts.withoutPositions) / 1e6, Double(model.activeParameterCount) / 1e6,
-                   model.config.vocabSize, dataset.folder, dataset.train.count, dataset.val.count))
-        let nonEmbedding = model.activeParameterCount - model.tokenEmbedding.weight.count - model.positionEmbedding.weight.count
-        let flopsPerToken = Double(6 * nonEmbedding + 12 * config.nLayer * config.nEmbd * config.blockSize)
+        log(task.summary)
+        let flopsPerToken = task.flopsPerToken
         let peak = try measuredPeakFLOPS()
         log(String(format: "backend: %@; MFU is against the measured GEMM rate %.0f GFLOP/s", CPUBackend.shared.name, peak / 1e9))
-        let tokensPerStep = config.batchSize * config.blockSize * config.gradientAccumulationSteps
-        var stepTimes: [Double] = []
+        var stepTimes: [Double] = [], stepTokens: [Int] = []
         let runStart = Date()
 
         while state.step <= config.maxIters {
             let it = state.step
             if (it % config.evalInterval == 0 || it == config.maxIters) && state.lastEvalStep != it {
-                let trainLoss = try estimateLoss(dataset.train), valLoss = try estimateLoss(dataset.val)
+                let result = try task.evaluate(step: it, generator: evalGenerator)
                 state.lastEvalStep = it
-                log(String(format: "step %d: train loss %.4f, val loss %.4f", it, trainLoss, valLoss))
-                var fields: [String: Any] = ["step": it, "eval_train_loss": trainLoss, "val_loss": valLoss, "tokens": state.tokensSeen]
-                if config.hellaswagInterval > 0 && it % config.hellaswagInterval == 0 {
-                    let r = try runHellaSwag()
-                    log(String(format: "step %d: HellaSwag acc_norm %.4f, acc %.4f (%d items)", it, r.accuracyNormalized, r.accuracySum, r.count))
-                    fields["hellaswag_acc_norm"] = r.accuracyNormalized
-                    fields["hellaswag_acc"] = r.accuracySum
+                if let trainLoss = result.trainLoss {
+                    log(String(format: "step %d: train loss %.4f, val loss %.4f", it, trainLoss, result.valLoss))
+                } else {
+                    log(String(format: "step %d: val loss %.4f", it, result.valLoss))
                 }
+                for line in result.lines { log(line) }
+                var fields: [String: Any] = ["step": it, "val_loss": result.valLoss, "tokens": state.tokensSeen]
+                if let trainLoss = result.trainLoss { fields["eval_train_loss"] = trainLoss }
+                fields.merge(result.metrics) { a, _ in a }
                 try tracker.record(fields)
-                if config.sampleTokens > 0, let text = try? generateSample() { tracker.sample(text, step: it) }
+                if let text = try? task.sample(seed: UInt64(config.seed)) { tracker.sample(text, step: it) }
                 tracker.flush()
-                if valLoss < (state.bestValLoss ?? .infinity) {
-                    state.bestValLoss = valLoss
+                if result.valLoss < (state.bestValLoss ?? .infinity) {
+                    state.bestValLoss = result.valLoss
                     if it > 0 { try saveCheckpoint(to: bestDir) }
                 }
                 try saveCheckpoint(to: checkpointDir)
@@ -150,13 +113,13 @@ public final class Trainer {
 
             let t0 = DispatchTime.now().uptimeNanoseconds
             let lr = schedule(it)
-            model.zeroGrad()
-            var lossSum: Float = 0
+            task.module.zeroGrad()
+            var lossSum: Float = 0, tokens = 0
             var parts = MoEStepStats()
-            for _ in 0..<config.gradientAccumulationSteps {
-                let (x, y) = try dataset.train.randomBatch(batchSize: config.batchSize, blockSize: config.blockSize, generator: dataGenerator)
-                let loss = try model.loss(x, targets: y, training: true)
+            for micro in 0..<config.gradientAccumulationSteps {
+                let (loss, n) = try task.trainingLoss(step: it, micro: micro, generator: dataGenerator, shard: .whole)
                 lossSum += try loss.lm.item()
+                tokens += n
                 try parts.add(loss, steps: config.gradientAccumulationSteps)
                 try loss.total.backward(gradient: Tensor.full([], value: 1 / Float(config.gradientAccumulationSteps)))
             }
@@ -166,15 +129,15 @@ public final class Trainer {
             let loss = lossSum / Float(config.gradientAccumulationSteps)
             losses[it] = loss
             state.step += 1
-            state.tokensSeen += tokensPerStep
+            state.tokensSeen += tokens
             stepTimes.append(seconds)
+            stepTokens.append(tokens)
             onStep?(state.step, loss)
 
-            let tokensPerSecond = Double(tokensPerStep) / seconds
-            let mfu = flopsPerToken * tokensPerSecond / peak
+            let tokensPerSecond = Double(tokens) / seconds
             var fields: [String: Any] = ["step": it + 1, "train_loss": loss, "lr": lr, "grad_norm": gradNorm,
-                                         "tokens_per_s": tokensPerSecond, "ms_per_iter": seconds * 1000, "mfu": mfu,
-                                         "tokens": state.tokensSeen]
+                                         "tokens_per_s": tokensPerSecond, "ms_per_iter": seconds * 1000, "tokens": state.tokensSeen]
+            if let flopsPerToken { fields["mfu"] = flopsPerToken * tokensPerSecond / peak }
             fields.merge(parts.metrics) { a, _ in a }
             if let mb = residentMemoryMB() { fields["memory_mb"] = mb }
             try tracker.record(fields)
@@ -182,16 +145,19 @@ public final class Trainer {
                 let recent = Array(stepTimes.suffix(20)).sorted()
                 let median = recent[recent.count / 2]
                 let eta = median * Double(config.maxIters - state.step)
-                let medianTokensPerSecond = Double(tokensPerStep) / median
-                log(String(format: "iter %d: loss %.4f%@, lr %.2e, %.0f tok/s, %.1f ms/iter, MFU %.1f%%, ETA %@",
-                           it, loss, parts.summary, lr, medianTokensPerSecond, median * 1000,
-                           100 * flopsPerToken * medianTokensPerSecond / peak, formatDuration(eta)))
+                let recentTokens = stepTokens.suffix(20), recentSeconds = stepTimes.suffix(20).reduce(0, +)
+                let tokensPerSecond = Double(recentTokens.reduce(0, +)) / recentSeconds
+                let mfu = flopsPerToken.map { String(format: ", MFU %.1f%%", 100 * $0 * tokensPerSecond / peak) } ?? ""
+                log(String(format: "iter %d: loss %.4f%@, lr %.2e, %.0f tok/s, %.1f ms/iter%@, ETA %@",
+                           it, loss, parts.summary, lr, tokensPerSecond, median * 1000, mfu, formatDuration(eta)))
                 for line in parts.layerLines { log(line) }
             }
         }
         if stop.isRequested {
             try saveCheckpoint(to: checkpointDir)
             log("stopped at step \(state.step); resume with --resume (checkpoint: \(checkpointDir))")
+        } else {
+            for line in try task.finish(runDir: runDir) { log(line) }
         }
         if config.plots, let files = try? tracker.writePlots(name: config.name.isEmpty ? runDir : config.name) {
             log("plots: \(files.map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")) in \(runDir)/plots")
@@ -205,7 +171,7 @@ public final class Trainer {
             let median = sorted[sorted.count / 2]
             log(String(format: "done: %d steps in %@, median %.1f ms/iter, %.0f tokens/s; best val loss %.4f",
                        stepTimes.count, formatDuration(Date().timeIntervalSince(runStart)), median * 1000,
-                       Double(tokensPerStep) / median, state.bestValLoss ?? .nan))
+                       Double(stepTokens.reduce(0, +)) / stepTimes.reduce(0, +), state.bestValLoss ?? .nan))
         }
         return state.bestValLoss
     }

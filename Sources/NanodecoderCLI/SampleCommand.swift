@@ -44,11 +44,5 @@ struct Sample: ParsableCommand {
     func loadTokenizer() throws -> any Tokenizer { try Self.tokenizer(near: checkpoint) }
 
     /// The tokenizer described by meta.json in the checkpoint folder or the run folder above it.
-    static func tokenizer(near checkpoint: String) throws -> any Tokenizer {
-        let candidates = [checkpoint, (checkpoint as NSString).deletingLastPathComponent]
-        for folder in candidates where FileManager.default.fileExists(atPath: folder + "/meta.json") {
-            return try NanoData.Prepare.tokenizer(for: try DatasetMeta.load(folder: folder), folder: folder)
-        }
-        throw DataError.invalid(path: checkpoint, reason: "no meta.json beside the checkpoint to rebuild its tokenizer")
-    }
+    static func tokenizer(near checkpoint: String) throws -> any Tokenizer { try Checkpoint.tokenizer(near: checkpoint).tokenizer }
 }

@@ -19,23 +19,33 @@ struct Train: ParsableCommand {
                 f.dateFormat = "yyyyMMdd-HHmmss"
                 cfg.name = f.string(from: Date())
             }
-            let runDir = cfg.outDir + "/" + cfg.name
-            let fm = FileManager.default
-            if !resume && fm.fileExists(atPath: runDir + "/checkpoint") {
-                guard overwrite else {
-                    throw ValidationError("\(runDir) already holds a checkpoint: pass --resume to continue it, --overwrite to start over, or choose another output.name")
-                }
-                for item in ["checkpoint", "best", "metrics.jsonl"] { try? fm.removeItem(atPath: runDir + "/" + item) }
-            }
-            let trainer = try Trainer(config: cfg, runDir: runDir)
-            let bar = ProgressBar("train", total: cfg.maxIters, unit: "steps", terminal: isatty(STDERR_FILENO) == 1 && isatty(STDOUT_FILENO) == 1)
-            trainer.log = { line in bar.clear(); emit(line); bar.redraw() }
-            trainer.onStep = { step, _ in bar.update(step) }
-            defer { bar.finish() }
-            if resume { try trainer.resume() }
-            trainer.stop.install()
-            emit("run folder: \(runDir)")
-            try trainer.train()
+            let runDir = try Self.prepareRunFolder(cfg, resume: resume, overwrite: overwrite)
+            try Self.drive(Trainer(config: cfg, runDir: runDir), resume: resume)
         }
+    }
+
+    /// `out_dir/name`, refusing to replace an existing checkpoint unless asked to.
+    static func prepareRunFolder(_ cfg: TrainConfig, resume: Bool, overwrite: Bool) throws -> String {
+        let runDir = cfg.outDir + "/" + cfg.name
+        let fm = FileManager.default
+        if !resume && fm.fileExists(atPath: runDir + "/checkpoint") {
+            guard overwrite else {
+                throw ValidationError("\(runDir) already holds a checkpoint: pass --resume to continue it, --overwrite to start over, or choose another output.name")
+            }
+            for item in ["checkpoint", "best", "metrics.jsonl"] { try? fm.removeItem(atPath: runDir + "/" + item) }
+        }
+        return runDir
+    }
+
+    /// Runs a trainer with a progress bar, Ctrl-C handling and optional resume.
+    static func drive(_ trainer: Trainer, resume: Bool) throws {
+        let bar = ProgressBar("train", total: trainer.config.maxIters, unit: "steps", terminal: isatty(STDERR_FILENO) == 1 && isatty(STDOUT_FILENO) == 1)
+        trainer.log = { line in bar.clear(); emit(line); bar.redraw() }
+        trainer.onStep = { step, _ in bar.update(step) }
+        defer { bar.finish() }
+        if resume { try trainer.resume() }
+        trainer.stop.install()
+        emit("run folder: \(trainer.runDir)")
+        try trainer.train()
     }
 }

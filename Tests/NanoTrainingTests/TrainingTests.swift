@@ -76,7 +76,7 @@ func tinyConfig(dataset: String, runs: String) -> TrainConfig {
         #expect(FileManager.default.fileExists(atPath: runs + "/t/checkpoint/model.safetensors"))
         #expect(FileManager.default.fileExists(atPath: runs + "/t/best/optimizer.safetensors"))
         let loaded = try Checkpoint.loadModel(from: runs + "/t/checkpoint")
-        #expect(loaded.config == trainer.model.config)
+        #expect(loaded.config == trainer.model!.config)
     }
 
     @Test func checkpointOfAnotherModelConfigIsRejected() throws {
@@ -183,7 +183,7 @@ func tinyConfig(dataset: String, runs: String) -> TrainConfig {
         straight.log = { _ in }
         try straight.train()
         #expect(straight.model is MoEGPT)
-        #expect(straight.model.activeParameterCount < straight.model.parameterCount)
+        #expect(straight.model!.activeParameterCount < straight.model!.parameterCount)
 
         let first = try Trainer(config: config, runDir: runs + "/resumed")
         first.log = { _ in }
@@ -197,7 +197,7 @@ func tinyConfig(dataset: String, runs: String) -> TrainConfig {
             #expect(straight.losses[step] == (first.losses[step] ?? second.losses[step]), "step \(step)")
         }
         let loaded = try Checkpoint.loadModel(from: runs + "/straight/checkpoint")
-        #expect(loaded is MoEGPT && loaded.config == straight.model.config)
+        #expect(loaded is MoEGPT && loaded.config == straight.model!.config)
         var options = SamplingOptions()
         options.maxNewTokens = 10
         #expect(try Sampler(model: loaded).generate(prompt: [1, 2], options: options).count == 10)
