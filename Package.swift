@@ -47,13 +47,15 @@ let package = Package(
         .target(name: "NanoTracking", swiftSettings: kernelSwiftSettings),
         // Layer 4: the live training dashboard (web page + JSON API over a runs folder).
         .target(name: "NanoDashboard", dependencies: ["NanoTracking", .product(name: "Hummingbird", package: "hummingbird")]),
+        // Layer 4: communication between processes (Open MPI loaded at run time with dlopen); Foundation only.
+        .target(name: "NanoDistributed"),
         // Layer 5: config, optimizers, schedules, checkpoints, trainer, sampling.
-        .target(name: "NanoTraining", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTracking",
+        .target(name: "NanoTraining", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTracking", "NanoDistributed",
                                                     .product(name: "Yams", package: "Yams")],
                 swiftSettings: kernelSwiftSettings),
         // Command-line tool.
         .executableTarget(name: "NanodecoderCLI",
-                          dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking", "NanoDashboard",
+                          dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking", "NanoDashboard", "NanoDistributed",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: kernelSwiftSettings),
 
@@ -68,7 +70,7 @@ let package = Package(
                                                              .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "NanoTrackingTests", dependencies: ["NanoTracking", "NanoTestSupport"], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoDataTests", dependencies: ["NanoData"], swiftSettings: kernelSwiftSettings),
-        .testTarget(name: "NanoTrainingTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking", "NanoTestSupport"],
+        .testTarget(name: "NanoTrainingTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking", "NanoDistributed", "NanoTestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),
     ]
 )

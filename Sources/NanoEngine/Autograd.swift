@@ -38,7 +38,11 @@ extension Tensor {
     /// Reverse-mode differentiation from this tensor. Without `gradient` the tensor must be a
     /// scalar (seed 1). Gradients accumulate into `grad` of every leaf that requires grad; the
     /// graph and its saved intermediates are released afterwards.
-    public func backward(gradient: Tensor? = nil) throws {
+    ///
+    /// `onGradientReady` is called for each leaf as soon as its gradient for this pass is complete
+    /// (every op that used it has run its backward), while the rest of backward still runs: data
+    /// parallelism starts reducing those gradients early.
+    public func backward(gradient: Tensor? = nil, onGradientReady: ((Tensor) throws -> Void)? = nil) throws {
         guard requiresGrad else {
             throw TensorError.noGraph(message: "the tensor \(shape) does not require grad: no op that produced it had an input with requiresGrad = true (or it was made under withNoGrad)")
         }
@@ -61,7 +65,9 @@ extension Tensor {
             for t in order.reversed() {
                 guard let g = grads.removeValue(forKey: ObjectIdentifier(t)) else { continue }
                 guard let node = t.node else {
+                    // Reverse topological order: every user of this leaf has already contributed.
                     try t.accumulateGrad(g)
+                    try onGradientReady?(t)
                     continue
                 }
                 guard let fn = node.backward else { continue }

@@ -1,9 +1,22 @@
 import NanoEngine
 import NanoNN
 
+/// What the trainer needs from an optimizer: clipping, the update, and state for checkpoints
+/// keyed by parameter name (so any rank count can resume it).
+public protocol Optimizer: AnyObject {
+    /// Number of updates applied.
+    var step: Int { get }
+    /// Clips gradients to `maxNorm` (0: no clipping); returns the global norm before clipping.
+    func clipGradients(maxNorm: Float) throws -> Float
+    func update(learningRate: Float) throws
+    /// Moments as named tensors ("m.<name>", "v.<name>"). Collective under ZeRO: every rank calls it.
+    func stateTensors() throws -> [(String, Tensor)]
+    func load(state: [String: Tensor], step: Int, path: String) throws
+}
+
 /// AdamW with decoupled weight decay on a chosen set of parameters (matrices and embeddings),
 /// global-norm gradient clipping, and state that checkpoints by parameter name.
-public final class AdamW {
+public final class AdamW: Optimizer {
     public let parameters: [(name: String, tensor: Tensor)]
     public var beta1: Float, beta2: Float, eps: Float, weightDecay: Float
     public let decayed: Set<String>

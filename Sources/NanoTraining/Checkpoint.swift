@@ -26,17 +26,19 @@ public enum Checkpoint {
 
     /// Metadata that describes a language model (its config as JSON).
     public static func metadata(for config: GPTConfig) -> [String: String] {
-        [configKey: String(decoding: (try? JSONEncoder().encode(config)) ?? Data(), as: UTF8.self), "format": "nanodecoder"]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return [configKey: String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self), "format": "nanodecoder"]
     }
 
     public static func save(to dir: String, model: any LanguageModel, optimizer: AdamW? = nil, state: TrainingState? = nil,
                             config: TrainConfig? = nil) throws {
-        try save(to: dir, module: model, metadata: metadata(for: model.config), optimizer: optimizer, state: state, config: config)
+        try save(to: dir, module: model, metadata: metadata(for: model.config), optimizerState: try optimizer?.stateTensors(), state: state, config: config)
     }
 
     /// Writes every parameter of `module` (frozen ones too) with `metadata`, and the optional parts;
     /// `extras` may add files to the folder before it is swapped into place.
-    public static func save(to dir: String, module: any Module, metadata: [String: String], optimizer: AdamW? = nil,
+    public static func save(to dir: String, module: any Module, metadata: [String: String], optimizerState: [(String, Tensor)]? = nil,
                             state: TrainingState? = nil, config: TrainConfig? = nil,
                             extras: ((String) throws -> Void)? = nil) throws {
         let fm = FileManager.default
@@ -45,8 +47,8 @@ public enum Checkpoint {
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         let weights = module.namedParameters().map { ($0.name, $0.tensor) }
         try writeAtomically(try SafeTensors.encode(weights, metadata: metadata), to: tmp + "/model.safetensors")
-        if let optimizer {
-            try writeAtomically(try SafeTensors.encode(optimizer.stateTensors()), to: tmp + "/optimizer.safetensors")
+        if let optimizerState {
+            try writeAtomically(try SafeTensors.encode(optimizerState), to: tmp + "/optimizer.safetensors")
         }
         if let state {
             let encoder = JSONEncoder()
@@ -146,6 +148,15 @@ public enum Checkpoint {
         }
     }
 
+    /// Equal strings, or equal JSON values (key order does not matter).
+    static func sameMetadataValue(_ saved: String?, _ expected: String) -> Bool {
+        guard let saved else { return false }
+        if saved == expected { return true }
+        guard let a = try? JSONSerialization.jsonObject(with: Data(saved.utf8), options: .fragmentsAllowed) as? NSObject,
+              let b = try? JSONSerialization.jsonObject(with: Data(expected.utf8), options: .fragmentsAllowed) as? NSObject else { return false }
+        return a.isEqual(b)
+    }
+
     /// The metadata of a checkpoint folder's model.safetensors.
     public static func metadata(at dir: String) throws -> [String: String] {
         try SafeTensors.read(try existing(dir) + "/model.safetensors").metadata
@@ -157,11 +168,11 @@ public enum Checkpoint {
 
     /// Restores weights, optimizer moments and training state. The saved metadata must equal
     /// `metadata` (same model config and task), so a run resumes only into the model it saved.
-    public static func resume(module: any Module, metadata: [String: String], optimizer: AdamW, from dir: String) throws -> TrainingState {
+    public static func resume(module: any Module, metadata: [String: String], optimizer: any Optimizer, from dir: String) throws -> TrainingState {
         let folder = try existing(dir)
         let path = folder + "/model.safetensors"
         let saved = try self.metadata(at: folder)
-        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) where saved[key] != value {
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) where !sameMetadataValue(saved[key], value) {
             throw FileFormatError.invalid(path: path, reason: "checkpoint is for another model or task: '\(key)' is \(saved[key] ?? "missing"), expected \(value)")
         }
         try loadParameters(into: module, from: path)

@@ -241,13 +241,11 @@ public struct ClassificationScores: Codable, Equatable {
 /// step is a function of the step (resume needs no data state) and ranks take disjoint parts.
 enum EpochBatches {
     static func rows<T>(of items: [T], batchSize: Int, step: Int, micro: Int, accumulation: Int = 1, seed: UInt64, shard: DataShard) -> [T] {
-        let global = batchSize * shard.count
-        let perEpoch = max(1, items.count / global)
+        let perEpoch = max(1, items.count / batchSize)
         let index = step * max(accumulation, 1) + micro
         let epoch = index / perEpoch, position = index % perEpoch
         let order = FineTuneData.shuffle(Array(items.indices), seed: seed &+ 0x5eed &+ UInt64(epoch))
-        let start = position * global + shard.index * batchSize
-        return (start..<(start + batchSize)).map { items[order[$0 % order.count]] }
+        return shard.rows(of: batchSize).map { items[order[(position * batchSize + $0) % order.count]] }
     }
 }
 

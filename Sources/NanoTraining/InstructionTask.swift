@@ -106,7 +106,7 @@ public final class InstructionTask: TrainingTask {
     /// The batch for a step: an epoch's examples in seeded order, grouped into chunks of similar
     /// length (so padding stays small), then the batches shuffled.
     func rows(step: Int, micro: Int, shard: DataShard) -> [EncodedExample] {
-        let global = batchSize * shard.count
+        let global = batchSize
         let perEpoch = max(1, train.count / global)
         let index = step * accumulation + micro
         let epoch = index / perEpoch, position = index % perEpoch
@@ -119,7 +119,7 @@ public final class InstructionTask: TrainingTask {
         }
         batches = FineTuneData.shuffle(batches, seed: seed &+ 0xba7c &+ UInt64(epoch))
         let mine = batches[position % batches.count]
-        return mine[(shard.index * batchSize)..<((shard.index + 1) * batchSize)].map { train[$0] }
+        return shard.rows(of: batchSize).map { train[mine[$0]] }
     }
 
     public func trainingLoss(step: Int, micro: Int, generator: Generator, shard: DataShard) throws -> (loss: ModelLoss, tokens: Int) {

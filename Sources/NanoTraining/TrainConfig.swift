@@ -14,6 +14,8 @@ public struct TrainConfig: Equatable, Sendable {
     public var batchSize = 12, maxIters = 2000, evalInterval = 250, evalIters = 20
     public var gradientAccumulationSteps = 1, logInterval = 10, seed = 1337
     public var gradClip: Float = 1
+    /// ZeRO stage under data parallelism: 0 (off) or 1 (optimizer state sharded across ranks).
+    public var zero = 0
     // lr_schedule
     public var learningRate: Float = 1e-3, minLr: Float = 1e-4
     public var warmupIters = 100, lrDecayIters = 2000
@@ -78,6 +80,7 @@ extension TrainConfig {
         ("training", "log_interval", .int(\.logInterval, minimum: 1)),
         ("training", "seed", .int(\.seed, minimum: 0)),
         ("training", "grad_clip", .float(\.gradClip, minimum: 0)),
+        ("training", "zero", .int(\.zero, minimum: 0)),
         ("lr_schedule", "learning_rate", .float(\.learningRate, minimum: 0)),
         ("lr_schedule", "min_lr", .float(\.minLr, minimum: 0)),
         ("lr_schedule", "warmup_iters", .int(\.warmupIters, minimum: 0)),
@@ -211,6 +214,7 @@ extension TrainConfig {
         if hellaswagInterval > 0 && hellaswagData.isEmpty {
             throw ConfigError(file: file, key: "eval.hellaswag_data", message: "hellaswag_interval is set, so a .jsonl file is needed")
         }
+        guard zero <= 1 else { throw ConfigError(file: file, key: "training.zero", message: "expected 0 (off) or 1 (shard optimizer state), got \(zero)") }
         guard minLr <= learningRate else {
             throw ConfigError(file: file, key: "lr_schedule.min_lr", message: "min_lr \(minLr) exceeds learning_rate \(learningRate)")
         }

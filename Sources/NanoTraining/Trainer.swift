@@ -1,6 +1,7 @@
 import Foundation
 import NanoCPU
 import NanoData
+import NanoDistributed
 import NanoEngine
 import NanoModels
 import NanoNN
@@ -10,7 +11,13 @@ import NanoNN
 public final class Trainer {
     public let config: TrainConfig
     public let task: any TrainingTask
-    public let optimizer: AdamW
+    public let optimizer: any Optimizer
+    /// The ranks of a data-parallel run (a single process when not launched by MPI).
+    public let communicator: Communicator
+    let shard: DataShard
+    let bucketer: GradientBucketer?
+    /// Rank 0 alone writes logs, metrics and checkpoints.
+    public var isRoot: Bool { communicator.rank == 0 }
     public let runDir: String
     public let schedule: LRSchedule
     public var log: (String) -> Void = { print($0) }
@@ -22,22 +29,42 @@ public final class Trainer {
     public private(set) var state: TrainingState
     let dataGenerator: Generator
     var evalGenerator: Generator
+    /// A stop was requested (on any rank, under data parallelism) and all ranks agreed to stop here.
+    var stopAgreed = false
 
     /// Pre-training run: the language model and token dataset the config describes.
-    public convenience init(config: TrainConfig, runDir: String) throws {
-        try self.init(config: config, runDir: runDir, task: LanguageModelTask(config: config))
+    public convenience init(config: TrainConfig, runDir: String, communicator: Communicator = Communicator()) throws {
+        try self.init(config: config, runDir: runDir, task: LanguageModelTask(config: config), communicator: communicator)
     }
 
-    public init(config: TrainConfig, runDir: String, task: any TrainingTask) throws {
+    public init(config: TrainConfig, runDir: String, task: any TrainingTask, communicator: Communicator = Communicator()) throws {
         self.config = config
         self.runDir = runDir
         self.task = task
+        self.communicator = communicator
         let trainable = task.module.trainableParameters()
         guard !trainable.isEmpty else {
             throw ConfigError(file: runDir, key: "parameters", message: "nothing to train: every parameter is frozen")
         }
-        optimizer = try AdamW(trainable, decayed: Set(trainable.filter { $0.tensor.rank >= 2 }.map(\.name)), beta1: config.beta1,
-                              beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay)
+        guard config.batchSize % communicator.size == 0 else {
+            throw ConfigError(file: "config", key: "training.batch_size",
+                              message: "batch_size \(config.batchSize) is the global batch and must split evenly across \(communicator.size) ranks")
+        }
+        shard = DataShard(index: communicator.rank, count: communicator.size)
+        let decayed = Set(trainable.filter { $0.tensor.rank >= 2 }.map(\.name))
+        if config.zero == 1 && communicator.isDistributed {
+            optimizer = try ZeroOneAdamW(trainable, decayed: decayed, beta1: config.beta1, beta2: config.beta2, eps: config.eps,
+                                         weightDecay: config.weightDecay, communicator: communicator)
+            bucketer = nil
+        } else {
+            optimizer = try AdamW(trainable, decayed: decayed, beta1: config.beta1, beta2: config.beta2, eps: config.eps,
+                                  weightDecay: config.weightDecay)
+            bucketer = communicator.isDistributed
+                ? try GradientBucketer(parameters: trainable.map(\.tensor), communicator: communicator,
+                                       overlap: ProcessInfo.processInfo.environment["NANODECODER_DP_OVERLAP"] != "0")
+                : nil
+        }
+        try Self.checkRanksAgree(config: config, communicator: communicator)
         schedule = LRSchedule(config)
         let seed = UInt64(config.seed)
         dataGenerator = Generator(seed: seed &+ 1)
@@ -45,6 +72,21 @@ public final class Trainer {
         Generator.manualSeed(seed &+ 3)   // dropout
         state = TrainingState(step: 0, bestValLoss: nil, lastEvalStep: nil, dataOffset: 0, evalOffset: 0, dropoutOffset: 0,
                               seed: config.seed, tokensSeen: 0)
+    }
+
+    /// Every rank must train the same thing: compares a hash of the effective config and of the
+    /// data files across ranks, and names the ranks that differ.
+    static func checkRanksAgree(config: TrainConfig, communicator: Communicator) throws {
+        guard communicator.isDistributed else { return }
+        var h = fnv1a(Array(config.yaml().utf8))
+        for file in ["train.bin", "val.bin", "meta.json"] { h = fnv1a(Array(String(fileFingerprint(config.dataset + "/" + file)).utf8), seed: h) }
+        if !FileManager.default.fileExists(atPath: config.dataset + "/train.bin") { h = fnv1a(Array(String(fileFingerprint(config.dataset)).utf8), seed: h) }
+        let all = try communicator.allGather(h)
+        let differing = all.indices.filter { all[$0] != all[0] }
+        guard differing.isEmpty else {
+            throw ConfigError(file: "ranks", key: "config/data",
+                              message: "rank(s) \(differing.map(String.init).joined(separator: ", ")) have a different effective config or data files than rank 0 (hashes \(all.map { String($0, radix: 16) }.joined(separator: " "))); every rank must read the same config and dataset")
+        }
     }
 
     /// The model of a pre-training run (nil for other tasks).
@@ -67,19 +109,29 @@ public final class Trainer {
         state.dataOffset = dataGenerator.offset
         state.evalOffset = evalGenerator.offset
         state.dropoutOffset = Generator.default.offset
-        try Checkpoint.save(to: dir, module: task.module, metadata: task.checkpointMetadata, optimizer: optimizer, state: state,
+        let optimizerState = try optimizer.stateTensors()   // collective under ZeRO
+        guard isRoot else { return }
+        try Checkpoint.save(to: dir, module: task.module, metadata: task.checkpointMetadata, optimizerState: optimizerState, state: state,
                             config: config, extras: task.writeCheckpointExtras)
     }
 
     /// Trains until max_iters (or a stop request). Returns the best validation loss.
     @discardableResult
     public func train() throws -> Float? {
-        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-        try writeAtomically(Data(config.yaml().utf8), to: runDir + "/config.yaml")
-        try task.prepareRunFolder(runDir)
-        let tracker = try RunTracker(runDir: runDir, config: config)
-        defer { tracker.finish() }
+        if !isRoot { log = { _ in } }
+        let tracker: RunTracker? = isRoot ? try {
+            try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+            try writeAtomically(Data(config.yaml().utf8), to: runDir + "/config.yaml")
+            try task.prepareRunFolder(runDir)
+            return try RunTracker(runDir: runDir, config: config)
+        }() : nil
+        defer { tracker?.finish() }
         log(task.summary)
+        if communicator.isDistributed {
+            log("data parallel: \(communicator.size) ranks, \(config.batchSize / communicator.size) of \(config.batchSize) rows each per micro-step; "
+                + (bucketer.map { "gradients all-reduced in \($0.bucketCount) buckets (\(String(format: "%.1f", Double($0.elementCount) * 4 / 1e6)) MB) during backward" }
+                   ?? "ZeRO-1: optimizer state sharded, \(String(format: "%.2f", Double((optimizer as! ZeroOneAdamW).stateBytes) / 1e6)) MB per rank"))
+        }
         let flopsPerToken = task.flopsPerToken
         let peak = try measuredPeakFLOPS()
         log(String(format: "backend: %@; MFU is against the measured GEMM rate %.0f GFLOP/s", CPUBackend.shared.name, peak / 1e9))
@@ -100,16 +152,19 @@ public final class Trainer {
                 var fields: [String: Any] = ["step": it, "val_loss": result.valLoss, "tokens": state.tokensSeen]
                 if let trainLoss = result.trainLoss { fields["eval_train_loss"] = trainLoss }
                 fields.merge(result.metrics) { a, _ in a }
-                try tracker.record(fields)
-                if let text = try? task.sample(seed: UInt64(config.seed)) { tracker.sample(text, step: it) }
-                tracker.flush()
+                try tracker?.record(fields)
+                if isRoot, let text = try? task.sample(seed: UInt64(config.seed)) { tracker?.sample(text, step: it) }
+                tracker?.flush()
                 if result.valLoss < (state.bestValLoss ?? .infinity) {
                     state.bestValLoss = result.valLoss
                     if it > 0 { try saveCheckpoint(to: bestDir) }
                 }
                 try saveCheckpoint(to: checkpointDir)
             }
-            if it == config.maxIters || stop.isRequested { break }
+            // Under data parallelism a stop request (Ctrl-C reaches every rank, maybe at different
+            // times) takes effect on all ranks at the same step.
+            stopAgreed = communicator.isDistributed ? try communicator.allReduceMax(stop.isRequested ? 1 : 0) > 0 : stop.isRequested
+            if it == config.maxIters || stopAgreed { break }
 
             let t0 = DispatchTime.now().uptimeNanoseconds
             let lr = schedule(it)
@@ -117,11 +172,25 @@ public final class Trainer {
             var lossSum: Float = 0, tokens = 0
             var parts = MoEStepStats()
             for micro in 0..<config.gradientAccumulationSteps {
-                let (loss, n) = try task.trainingLoss(step: it, micro: micro, generator: dataGenerator, shard: .whole)
+                let (loss, n) = try task.trainingLoss(step: it, micro: micro, generator: dataGenerator, shard: shard)
                 lossSum += try loss.lm.item()
                 tokens += n
                 try parts.add(loss, steps: config.gradientAccumulationSteps)
-                try loss.total.backward(gradient: Tensor.full([], value: 1 / Float(config.gradientAccumulationSteps)))
+                let seed = try Tensor.full([], value: 1 / Float(config.gradientAccumulationSteps))
+                if let bucketer, micro == config.gradientAccumulationSteps - 1 {
+                    // Only the last micro-step communicates: its hook sees the accumulated gradients.
+                    bucketer.begin()
+                    try loss.total.backward(gradient: seed, onGradientReady: bucketer.gradientReady)
+                    try bucketer.finish()
+                } else {
+                    try loss.total.backward(gradient: seed)
+                }
+            }
+            if communicator.isDistributed {
+                // The logged loss is the mean over ranks; tokens are counted over all ranks.
+                let totals = try communicator.allReduce([Double(lossSum), Double(tokens)], op: .sum)
+                lossSum = Float(totals[0] / Double(communicator.size))
+                tokens = Int(totals[1])
             }
             let gradNorm = try optimizer.clipGradients(maxNorm: config.gradClip)
             try optimizer.update(learningRate: lr)
@@ -137,32 +206,33 @@ public final class Trainer {
             let tokensPerSecond = Double(tokens) / seconds
             var fields: [String: Any] = ["step": it + 1, "train_loss": loss, "lr": lr, "grad_norm": gradNorm,
                                          "tokens_per_s": tokensPerSecond, "ms_per_iter": seconds * 1000, "tokens": state.tokensSeen]
-            if let flopsPerToken { fields["mfu"] = flopsPerToken * tokensPerSecond / peak }
+            if let flopsPerToken { fields["mfu"] = flopsPerToken * tokensPerSecond / peak / Double(communicator.size) }
+            if let bucketer { fields["comm_wait_ms"] = bucketer.takeWaitTime() * 1000 }
             fields.merge(parts.metrics) { a, _ in a }
             if let mb = residentMemoryMB() { fields["memory_mb"] = mb }
-            try tracker.record(fields)
+            try tracker?.record(fields)
             if it % config.logInterval == 0 || stop.isRequested {
                 let recent = Array(stepTimes.suffix(20)).sorted()
                 let median = recent[recent.count / 2]
                 let eta = median * Double(config.maxIters - state.step)
                 let recentTokens = stepTokens.suffix(20), recentSeconds = stepTimes.suffix(20).reduce(0, +)
                 let tokensPerSecond = Double(recentTokens.reduce(0, +)) / recentSeconds
-                let mfu = flopsPerToken.map { String(format: ", MFU %.1f%%", 100 * $0 * tokensPerSecond / peak) } ?? ""
+                let mfu = flopsPerToken.map { String(format: ", MFU %.1f%%", 100 * $0 * tokensPerSecond / peak / Double(communicator.size)) } ?? ""
                 log(String(format: "iter %d: loss %.4f%@, lr %.2e, %.0f tok/s, %.1f ms/iter%@, ETA %@",
                            it, loss, parts.summary, lr, tokensPerSecond, median * 1000, mfu, formatDuration(eta)))
                 for line in parts.layerLines { log(line) }
             }
         }
-        if stop.isRequested {
+        if stopAgreed {
             try saveCheckpoint(to: checkpointDir)
             log("stopped at step \(state.step); resume with --resume (checkpoint: \(checkpointDir))")
-        } else {
+        } else if isRoot {
             for line in try task.finish(runDir: runDir) { log(line) }
         }
-        if config.plots, let files = try? tracker.writePlots(name: config.name.isEmpty ? runDir : config.name) {
+        if config.plots, let files = try? tracker?.writePlots(name: config.name.isEmpty ? runDir : config.name) {
             log("plots: \(files.map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")) in \(runDir)/plots")
         }
-        if !config.wandbProject.isEmpty {
+        if !config.wandbProject.isEmpty && isRoot {
             log("to upload this run to Weights & Biases: " + wandbSyncCommand(runDirectory: runDir, project: config.wandbProject,
                                                                           entity: config.wandbEntity, name: config.wandbName.isEmpty ? config.name : config.wandbName))
         }

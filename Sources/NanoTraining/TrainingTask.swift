@@ -39,11 +39,18 @@ extension TrainingTask {
     public func finish(runDir: String) throws -> [String] { [] }
 }
 
-/// Which part of each global batch this process computes (rank `index` of `count`).
+/// Which part of each global batch this process computes (rank `index` of `count`): rows
+/// `index·b ..< (index+1)·b` of a global batch of `count·b` rows.
 public struct DataShard: Equatable, Sendable {
     public var index: Int, count: Int
     public init(index: Int = 0, count: Int = 1) { self.index = index; self.count = count }
     public static let whole = DataShard()
+
+    /// This rank's rows of a global batch of `batchSize` rows (which the rank count divides).
+    public func rows(of batchSize: Int) -> Range<Int> {
+        let local = batchSize / count
+        return (index * local)..<((index + 1) * local)
+    }
 }
 
 /// The result of one evaluation: losses for the console and metrics, plus task-specific values.
@@ -94,12 +101,11 @@ public final class LanguageModelTask: TrainingTask {
 
     public func trainingLoss(step: Int, micro: Int, generator: Generator, shard: DataShard) throws -> (loss: ModelLoss, tokens: Int) {
         // Every rank draws the whole global batch's window positions from the shared stream and
-        // keeps its own rows, so N ranks × b rows see exactly the windows 1 rank × N·b would.
-        let global = config.batchSize * shard.count
-        let starts = try dataset.train.randomStarts(count: global, blockSize: config.blockSize, generator: generator)
-        let mine = Array(starts[(shard.index * config.batchSize)..<((shard.index + 1) * config.batchSize)])
+        // keeps its own rows, so N ranks see exactly the windows one process would.
+        let starts = try dataset.train.randomStarts(count: config.batchSize, blockSize: config.blockSize, generator: generator)
+        let mine = Array(starts[shard.rows(of: config.batchSize)])
         let (x, y) = try dataset.train.batch(starts: mine, blockSize: config.blockSize)
-        return (try model.loss(x, targets: y, training: true), config.batchSize * config.blockSize)
+        return (try model.loss(x, targets: y, training: true), mine.count * config.blockSize)
     }
 
     /// Mean loss over eval_iters batches of a split, without dropout or graph.

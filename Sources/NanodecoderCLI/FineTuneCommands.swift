@@ -30,6 +30,7 @@ struct FineTuneOptions: ParsableArguments {
     @Option(help: "Random seed (split, order, head initialisation).") var seed: Int = 1337
     @Flag(help: "Continue from the run folder's last checkpoint.") var resume = false
     @Flag(help: "Start over in a run folder that already holds a checkpoint.") var overwrite = false
+    @Option(help: "Data-parallel processes on this machine (runs mpirun itself).") var nproc: Int?
 
     var lora: LoRASettings? {
         get throws {
@@ -105,6 +106,7 @@ struct FineTuneClassify: ParsableCommand {
     }
 
     func run() throws {
+        try DistributedLaunch.relaunchIfNeeded(nproc: options.nproc)
         try Nanodecoder.reporting {
             let trainable = try trainable()
             let lora = try options.lora
@@ -136,7 +138,9 @@ struct FineTuneClassify: ParsableCommand {
                                               seed: UInt64(cfg.seed))
             task.accumulation = cfg.gradientAccumulationSteps
             try options.schedule(&cfg, stepsPerEpoch: task.stepsPerEpoch, defaultEpochs: 5)
-            try Train.drive(Trainer(config: cfg, runDir: runDir, task: task), resume: options.resume)
+            try DistributedLaunch.run { communicator in
+                try Train.drive(Trainer(config: cfg, runDir: runDir, task: task, communicator: communicator), resume: options.resume)
+            }
         }
     }
 }
@@ -150,6 +154,7 @@ struct FineTuneInstruct: ParsableCommand {
     @Option(help: "Answer only the first N test examples at the end (default: all).") var testLimit: Int?
 
     func run() throws {
+        try DistributedLaunch.relaunchIfNeeded(nproc: options.nproc)
         try Nanodecoder.reporting {
             let lora = try options.lora
             let examples = try FineTuneData.instructionExamples(options.data)
@@ -163,7 +168,9 @@ struct FineTuneInstruct: ParsableCommand {
             task.maxResponseTokens = maxResponseTokens
             task.testLimit = testLimit
             try options.schedule(&cfg, stepsPerEpoch: task.stepsPerEpoch, defaultEpochs: 2)
-            try Train.drive(Trainer(config: cfg, runDir: runDir, task: task), resume: options.resume)
+            try DistributedLaunch.run { communicator in
+                try Train.drive(Trainer(config: cfg, runDir: runDir, task: task, communicator: communicator), resume: options.resume)
+            }
         }
     }
 }

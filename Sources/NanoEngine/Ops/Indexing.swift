@@ -131,6 +131,15 @@ extension Tensor {
         }
     }
 
+    /// Elements start..<start+count as a 1-D view sharing this tensor's storage, outside any graph
+    /// (for optimizers and communication buffers that work on flat slices of parameters).
+    public func flatView(start: Int, count n: Int) throws -> Tensor {
+        guard start >= 0, n >= 0, start + n <= count else {
+            throw TensorError.invalidArgument(op: "flatView", message: "elements \(start)..<\(start + n) are outside a tensor of \(count) elements")
+        }
+        return view(start: start, shape: [n])
+    }
+
     /// A contiguous view of `count` elements starting `start` elements in, with a new shape (no copy).
     func view(start: Int, shape newShape: [Int]) -> Tensor {
         Tensor(shape: newShape, dtype: dtype, storage: storage, offset: offset + start, backend: backend)
