@@ -4,6 +4,10 @@ extension Communicator {
     /// A collective started without waiting (MPI_Iallreduce and friends). The buffer belongs to
     /// MPI until `wait()` returns or `test()` returns `true`. Requests may be completed in any
     /// order. One started over more than `maxElementsPerCall` elements holds several MPI requests.
+    ///
+    /// Open MPI moves a non-blocking collective forward only inside MPI calls: to overlap it with
+    /// computation, call `test()` on any pending request every millisecond or so; otherwise all
+    /// the work happens in `wait()`.
     public final class Request: @unchecked Sendable {
         private let communicator: Communicator
         private var handles: [MPIHandle?]

@@ -14,7 +14,7 @@ final class CollectiveWatchdog: @unchecked Sendable {
     /// The default limit in seconds when `NANODECODER_COLLECTIVE_TIMEOUT` is not set.
     static let defaultTimeout: Double = 300
 
-    /// Seconds from `NANODECODER_COLLECTIVE_TIMEOUT`; `nil` (no watchdog) for `0`, `off` or `none`.
+    /// Seconds from `NANODECODER_COLLECTIVE_TIMEOUT` (default 300); `nil`, meaning no limit, for `0`, `off` or `none`.
     static func timeoutFromEnvironment() -> Double? {
         guard let text = ProcessInfo.processInfo.environment["NANODECODER_COLLECTIVE_TIMEOUT"]?
             .trimmingCharacters(in: .whitespaces).lowercased(), !text.isEmpty else { return defaultTimeout }
@@ -35,6 +35,7 @@ final class CollectiveWatchdog: @unchecked Sendable {
     private var bytes = 0
     private var deadline = 0.0
     private var stopped = false
+    private var running = true
     private var thread: Thread?
 
     /// - Parameter timeout: seconds one call may take; `nil` disables the check until `setTimeout`.
@@ -80,16 +81,25 @@ final class CollectiveWatchdog: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Ends the background thread (at `finalize`).
+    /// Ends the background thread (at `finalize`) and waits until it has, so that it cannot
+    /// still be running while the process exits.
     func stop() {
         condition.lock()
         stopped = true
-        condition.signal()
+        condition.broadcast()
+        if Thread.current != thread {
+            while running { condition.wait() }
+        }
         condition.unlock()
     }
 
     private func run() {
         condition.lock()
+        defer {
+            running = false
+            condition.broadcast()
+            condition.unlock()
+        }
         while !stopped {
             if let operation, let limit, Self.now() >= deadline {
                 let message = "\(operation) (\(bytes) bytes) did not finish within \(Self.format(limit)) s: another rank has "
@@ -97,14 +107,14 @@ final class CollectiveWatchdog: @unchecked Sendable {
                     + "Set NANODECODER_COLLECTIVE_TIMEOUT (seconds, 0 = never) to change the limit."
                 stopped = true
                 condition.unlock()
-                onTimeout?(message)
+                onTimeout?(message)   // does not return: it aborts the job
+                condition.lock()
                 return
             }
             // Checking about once a second is plenty for limits of minutes; short limits (tests) check more often.
             let tick = min(1.0, max(0.05, (limit ?? 10) / 10))
             _ = condition.wait(until: Date(timeIntervalSinceNow: tick))
         }
-        condition.unlock()
     }
 
     private static func now() -> Double {

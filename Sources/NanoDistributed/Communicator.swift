@@ -77,6 +77,7 @@ public final class Communicator: @unchecked Sendable {
         try check(mpi.initialized(&flag), "MPI_Initialized")
         var provided: Int32 = MPILibrary.threadSerialized
         if flag == 0 {
+            MPITuning.applyDefaults()
             try check(mpi.initThread(nil, nil, MPILibrary.threadSerialized, &provided), "MPI_Init_thread")
         }
         // Return error codes instead of killing the job, so failures become Swift errors.

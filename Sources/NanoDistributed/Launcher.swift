@@ -28,7 +28,10 @@ public enum MPILauncher {
     /// Adds `--allow-run-as-root` when running as root (mpirun refuses otherwise),
     /// `--oversubscribe` when `nproc` exceeds the cores (mpirun refuses otherwise), and `-x NAME`
     /// for every `NANODECODER_*` variable set here so ranks on other hosts see them too.
-    /// `mpiOptions` go before `-np` (e.g. `["--mca", "coll_tuned_use_dynamic_rules", "1"]`).
+    /// Unless `NANODECODER_THREADS` is set, it passes `NANODECODER_THREADS=cores/nproc` (at least 1):
+    /// with `-np ≤ 2` mpirun binds each rank to one core, and Foundation's `activeProcessorCount`
+    /// ignores that binding, so each rank would otherwise start a worker per core of the machine.
+    /// `mpiOptions` go before `-np` (e.g. `["--bind-to", "none"]`, or `["--mca", name, value]`).
     /// - Returns: the path of `mpirun` and its arguments (without the program name itself).
     /// - Throws: `MPIError.mpirunNotFound` (with install instructions), `MPIError.invalidArgument` for `nproc < 1`.
     public static func mpirunArguments(nproc: Int, executable: String, arguments: [String],
@@ -40,10 +43,12 @@ public enum MPILauncher {
         let path = try findMpirun(environment: env)
         var args: [String] = []
         if geteuid() == 0 { args.append("--allow-run-as-root") }
-        if nproc > ProcessInfo.processInfo.activeProcessorCount { args.append("--oversubscribe") }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if nproc > cores { args.append("--oversubscribe") }
         for name in env.keys.sorted() where name.hasPrefix("NANODECODER_") && name != "NANODECODER_MPIRUN" {
             args += ["-x", name]
         }
+        if env["NANODECODER_THREADS"] == nil { args += ["-x", "NANODECODER_THREADS=\(max(1, cores / nproc))"] }
         args += mpiOptions
         args += ["-np", String(nproc), executable] + arguments
         return (path, args)

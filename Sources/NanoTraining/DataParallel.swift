@@ -74,7 +74,12 @@ final class GradientBucketer {
         try buffers[slot.bucket].flatView(start: slot.offset, count: t.count).assign(try grad.reshaped([t.count]))
         filled.insert(id)
         remaining[slot.bucket] -= 1
-        if overlap { try launchReady() }
+        if overlap {
+            try launchReady()
+            // Open MPI advances non-blocking collectives only inside MPI calls: poll the ones in
+            // flight so they progress while backward computes.
+            for request in requests.prefix(nextBucket) { if let request, !request.isComplete { _ = try request.test() } }
+        }
     }
 
     private func launchReady() throws {
