@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 
-/// Turns SIGINT/SIGTERM into a flag the training loop checks after each step, so Ctrl-C
+/// Turns SIGINT/SIGTERM/SIGUSR1 into a flag the training loop checks after each step, so Ctrl-C
 /// finishes the step, writes a checkpoint and exits cleanly. A second Ctrl-C exits at once.
 public final class StopSignal: @unchecked Sendable {
     private var sources: [DispatchSourceSignal] = []
@@ -12,7 +12,7 @@ public final class StopSignal: @unchecked Sendable {
     public init() {}
 
     public func install() {
-        for sig in [SIGINT, SIGTERM] {
+        for sig in [SIGINT, SIGTERM, SIGUSR1] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler { [weak self] in self?.trigger() }

@@ -93,6 +93,7 @@ public final class Trainer {
     public var model: (any LanguageModel)? { (task as? LanguageModelTask)?.model }
 
     var checkpointDir: String { runDir + "/checkpoint" }
+    var stopFile: String { ProcessInfo.processInfo.environment["NANODECODER_STOP_FILE"] ?? runDir + "/STOP" }
     var bestDir: String { runDir + "/best" }
 
     /// Continues from the run folder's last checkpoint.
@@ -160,6 +161,13 @@ public final class Trainer {
                     if it > 0 { try saveCheckpoint(to: bestDir) }
                 }
                 try saveCheckpoint(to: checkpointDir)
+            }
+            // A stop file (`runs/NAME/STOP`, or $NANODECODER_STOP_FILE, which `--nproc` creates on
+            // Ctrl-C) asks for the same clean stop as Ctrl-C; under mpirun it is the way to ask.
+            if isRoot && !stop.isRequested && FileManager.default.fileExists(atPath: stopFile) {
+                try? FileManager.default.removeItem(atPath: stopFile)
+                log("found \(stopFile): stopping after this step")
+                stop.request()
             }
             // Under data parallelism a stop request (Ctrl-C reaches every rank, maybe at different
             // times) takes effect on all ranks at the same step.

@@ -134,6 +134,23 @@ struct DataParallelTests {
         #expect(mismatch.output.contains("rank(s) 1 have a different effective config or data files than rank 0"), "\(mismatch.output)")
     }
 
+    @Test func stopFileStopsEveryRankAtTheSameStepWithACheckpoint() throws {
+        let runDir = runs + "/stopped"
+        let result = try mpi(2, trainArguments(dataset: data, runs: runs, name: "stopped", steps: 100_000)) { _ in
+            Thread {
+                let deadline = Date().addingTimeInterval(60)
+                func lines() -> Int { ((try? String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count }
+                while Date() < deadline && lines() < 4 { usleep(50_000) }
+                FileManager.default.createFile(atPath: runDir + "/STOP", contents: nil)
+            }.start()
+        }
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("stopped at step"), "\(result.output)")
+        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/checkpoint/state.json"))) as? [String: Any]
+        let step = state?["step"] as? Int ?? 0
+        #expect(step > 0 && result.output.contains("stopped at step \(step);"), "\(result.output)")
+    }
+
     @Test func killingOneRankEndsTheJobWithAnError() throws {
         let runDir = runs + "/killed"
         let result = try mpi(2, trainArguments(dataset: data, runs: runs, name: "killed", steps: 100_000)) { job in
