@@ -26,9 +26,14 @@ public enum Checkpoint {
 
     /// Metadata that describes a language model (its config as JSON).
     public static func metadata(for config: GPTConfig) -> [String: String] {
+        [configKey: json(config), "format": "nanodecoder"]
+    }
+
+    /// A metadata value: `value` as JSON with sorted keys.
+    public static func json(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        return [configKey: String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self), "format": "nanodecoder"]
+        return String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
     }
 
     public static func save(to dir: String, model: any LanguageModel, optimizer: AdamW? = nil, state: TrainingState? = nil,

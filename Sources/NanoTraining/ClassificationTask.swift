@@ -82,8 +82,8 @@ public final class ClassificationTask: TrainingTask {
     public var module: any Module { model }
     public var checkpointMetadata: [String: String] {
         var m = Checkpoint.metadata(for: model.base.config)
-        m[Checkpoint.classifierKey] = String(decoding: (try? JSONEncoder().encode(spec)) ?? Data(), as: UTF8.self)
-        if let lora = spec.lora { m[Checkpoint.loraKey] = String(decoding: (try? JSONEncoder().encode(lora)) ?? Data(), as: UTF8.self) }
+        m[Checkpoint.classifierKey] = Checkpoint.json(spec)
+        if let lora = spec.lora { m[Checkpoint.loraKey] = Checkpoint.json(lora) }
         return m
     }
 
@@ -250,7 +250,7 @@ enum EpochBatches {
 }
 
 /// Copies tokenizer description files (meta.json, tokenizer.*) into a run folder so readers can decode.
-func copyTokenizerFiles(_ files: [String], to runDir: String) throws {
+public func copyTokenizerFiles(_ files: [String], to runDir: String) throws {
     for file in files {
         let dst = runDir + "/" + (file as NSString).lastPathComponent
         try? FileManager.default.removeItem(atPath: dst)

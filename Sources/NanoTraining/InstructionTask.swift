@@ -74,7 +74,7 @@ public final class InstructionTask: TrainingTask {
     public var checkpointMetadata: [String: String] {
         var m = Checkpoint.metadata(for: model.config)
         m[Checkpoint.instructKey] = "alpaca"
-        if let lora { m[Checkpoint.loraKey] = String(decoding: (try? JSONEncoder().encode(lora)) ?? Data(), as: UTF8.self) }
+        if let lora { m[Checkpoint.loraKey] = Checkpoint.json(lora) }
         return m
     }
 

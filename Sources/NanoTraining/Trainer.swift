@@ -134,7 +134,7 @@ public final class Trainer {
                    ?? "ZeRO-1: optimizer state sharded, \(String(format: "%.2f", Double((optimizer as! ZeroOneAdamW).stateBytes) / 1e6)) MB per rank"))
         }
         let flopsPerToken = task.flopsPerToken
-        let peak = try measuredPeakFLOPS()
+        let peak = try Self.measuredPeakFLOPS()
         log(String(format: "backend: %@; MFU is against the measured GEMM rate %.0f GFLOP/s", CPUBackend.shared.name, peak / 1e9))
         var stepTimes: [Double] = [], stepTokens: [Int] = []
         let runStart = Date()
@@ -254,13 +254,13 @@ public final class Trainer {
         return state.bestValLoss
     }
 
-    /// Best GEMM rate of a 1024³ product, the yardstick for MFU on this machine.
-    func measuredPeakFLOPS() throws -> Double {
+    /// Best GEMM rate (FLOP/s) of a 1024³ product, the yardstick for MFU on this machine.
+    public static func measuredPeakFLOPS() throws -> Double {
         try withNoGrad {
             let g = Generator(seed: 0)   // not the dropout stream: resuming must not shift it
             let a = try Tensor.randn([1024, 1024], generator: g), b = try Tensor.randn([1024, 1024], generator: g)
             var best = Double.infinity
-            for _ in 0..<4 {
+            for _ in 0..<5 {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 _ = try a.matmul(b)
                 best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)

@@ -156,10 +156,6 @@ public final class LanguageModelTask: TrainingTask {
 
     /// The tokenizer description travels with the run, so `sample` can decode.
     public func prepareRunFolder(_ runDir: String) throws {
-        for file in ["meta.json", dataset.meta.tokenizerFile].compactMap({ $0 }) {
-            let dst = runDir + "/" + file
-            try? FileManager.default.removeItem(atPath: dst)
-            try? FileManager.default.copyItem(atPath: dataset.folder + "/" + file, toPath: dst)
-        }
+        try copyTokenizerFiles(["meta.json", dataset.meta.tokenizerFile].compactMap { $0 }.map { dataset.folder + "/" + $0 }, to: runDir)
     }
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchOps.self])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchOps.self, BenchTrain.self])
 }

@@ -57,7 +57,7 @@ enum DistributedLaunch {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 if interrupts.increment() == 1 {
-                    FileManager.default.createFile(atPath: stopFile, contents: nil)
+                    _ = FileManager.default.createFile(atPath: stopFile, contents: nil)
                     FileHandle.standardError.write(Data("\nstopping all ranks after this step: writing a checkpoint (Ctrl-C again to quit now)\n".utf8))
                 } else {
                     kill(child, SIGINT)

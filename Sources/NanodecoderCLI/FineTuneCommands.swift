@@ -269,15 +269,11 @@ struct LoRAMerge: ParsableCommand {
             newMetadata[Checkpoint.loraKey] = nil
             if let json = metadata[Checkpoint.classifierKey], var spec = try? JSONDecoder().decode(ClassifierSpec.self, from: Data(json.utf8)) {
                 spec.lora = nil
-                newMetadata[Checkpoint.classifierKey] = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
+                newMetadata[Checkpoint.classifierKey] = Checkpoint.json(spec)
             }
             try Checkpoint.save(to: out, module: module, metadata: newMetadata)
             let files = (try? Checkpoint.tokenizer(near: tokenizerFrom).files) ?? []
-            for file in files {
-                let dst = out + "/" + (file as NSString).lastPathComponent
-                try? FileManager.default.removeItem(atPath: dst)
-                try FileManager.default.copyItem(atPath: file, toPath: dst)
-            }
+            try copyTokenizerFiles(files, to: out)
             emit("merged \(merged) adapters into \(out)/model.safetensors" + (files.isEmpty ? " (no tokenizer files found to copy)" : ""))
         }
     }

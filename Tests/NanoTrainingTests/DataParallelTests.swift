@@ -141,7 +141,7 @@ struct DataParallelTests {
                 let deadline = Date().addingTimeInterval(60)
                 func lines() -> Int { ((try? String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").count }
                 while Date() < deadline && lines() < 4 { usleep(50_000) }
-                FileManager.default.createFile(atPath: runDir + "/STOP", contents: nil)
+                _ = FileManager.default.createFile(atPath: runDir + "/STOP", contents: nil)
             }.start()
         }
         #expect(result.status == 0, "\(result.output)")

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import NanoCPU
+import NanoData
+import NanoEngine
+import NanoModels
+import NanoTraining
+
+/// Training-step throughput on the CPU for the benchmark workloads, with the same model,
+/// optimizer and FLOP count as `bench/pytorch_gpt.py`, so `bench/cpu_vs_pytorch.sh` can put the
+/// two side by side.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Time training steps of a benchmark workload (A, B: dense; C: MoE) on char-level tiny Shakespeare.")
+
+    @Option(help: "A: 4 layers × 128 wide, block 64, batch 12; B: 6 × 384, block 256, batch 16; C: B with 8 experts top-2 in every 2nd block.")
+    var workload: String = "A"
+    @Option(help: "Timed steps.") var steps: Int = 30
+    @Option(help: "Untimed steps first.") var warmup: Int = 5
+    @Option(help: "Text file (char-level tokens).") var data: String = "../shared/data/tinyshakespeare.txt"
+    @Option(help: "Peak GFLOP/s for MFU (default: best fp32 1024³ matmul measured here).") var peakGflops: Double?
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func config() throws -> TrainConfig {
+        var c = TrainConfig()
+        switch workload {
+        case "A": (c.nLayer, c.nHead, c.nEmbd, c.blockSize, c.batchSize) = (4, 4, 128, 64, 12)
+        case "B", "C": (c.nLayer, c.nHead, c.nEmbd, c.blockSize, c.batchSize) = (6, 6, 384, 256, 16)
+        default: throw ValidationError("--workload: expected A, B or C, got '\(workload)'")
+        }
+        if workload == "C" {
+            c.useMoE = true
+            c.moe.nExp = 8; c.moe.topK = 2; c.moe.stride = 2
+            c.moe.useSwitchTfmInit = true
+        }
+        c.dropout = 0
+        c.learningRate = 1e-3; c.minLr = 1e-3; c.decayLr = false; c.warmupIters = 0
+        c.weightDecay = 0.1; c.beta1 = 0.9; c.beta2 = 0.99; c.gradClip = 1
+        return c
+    }
+
+    func run() throws {
+        try Nanodecoder.reporting {
+            guard steps >= 1, warmup >= 0 else { throw ValidationError("--steps must be ≥ 1 and --warmup ≥ 0") }
+            var cfg = try config()
+            let folder = NSTemporaryDirectory() + "nanodecoder-bench-\(getpid())"
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            _ = try NanoData.Prepare.run(text: try readText(data, what: "training text"), source: data, folder: folder, tokenizer: .char, log: { _ in })
+            cfg.dataset = folder
+            let task = try LanguageModelTask(config: cfg)
+            let model = task.model
+            let trainable = model.trainableParameters()
+            let optimizer = try AdamW(trainable, decayed: Set(trainable.filter { $0.tensor.rank >= 2 }.map(\.name)),
+                                      beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay)
+            let peak = try peakGflops ?? Trainer.measuredPeakFLOPS() / 1e9
+            let flopsPerToken = task.flopsPerToken ?? 0
+            let say: (String) -> Void = json ? { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } : { emit($0) }
+            say("workload \(workload): n_layer \(cfg.nLayer), n_embd \(cfg.nEmbd), block \(cfg.blockSize), batch \(cfg.batchSize)"
+                + (cfg.useMoE ? ", MoE \(cfg.moe.nExp) experts top-\(cfg.moe.topK) every \(cfg.moe.stride) blocks" : ""))
+            say(String(format: "parameters: %d total, %d active; %.3f MFLOP per token; %@; peak %.1f GFLOP/s",
+                       model.parameterCount, model.activeParameterCount, flopsPerToken / 1e6, CPUBackend.shared.name, peak))
+            let generator = Generator(seed: 1337)
+            var times: [Double] = [], firstLoss: Float = .nan, lastLoss: Float = .nan
+            for step in 0..<(warmup + steps) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                model.zeroGrad()
+                let (loss, _) = try task.trainingLoss(step: step, micro: 0, generator: generator, shard: .whole)
+                try loss.total.backward()
+                try optimizer.clipGradients(maxNorm: cfg.gradClip)
+                try optimizer.update(learningRate: cfg.learningRate)
+                let value = try loss.lm.item()
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                if step == 0 { firstLoss = value }
+                lastLoss = value
+                if step >= warmup { times.append(seconds) }
+                say(String(format: "%@ step %d: loss %.4f, %.1f ms", step < warmup ? "warmup" : "timed", step, value, seconds * 1000))
+            }
+            let median = times.sorted()[times.count / 2]
+            let tokensPerSecond = Double(cfg.batchSize * cfg.blockSize) / median
+            let gflops = flopsPerToken * tokensPerSecond / 1e9
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            let rssMB = Double(usage.ru_maxrss) / 1024
+            let result: [String: Any] = [
+                "workload": workload, "impl": "nanodecoder", "precision": "fp32", "threads": Parallel.threads,
+                "ms_per_step": median * 1000, "tokens_per_s": tokensPerSecond, "gflops": gflops, "mfu": gflops / peak,
+                "peak_rss_mb": rssMB, "loss": lastLoss, "loss_step0": firstLoss, "params_total": model.parameterCount,
+                "params_active": model.activeParameterCount, "flops_per_token": flopsPerToken, "peak_gflops": peak, "steps": steps]
+            if json {
+                emit(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+            } else {
+                emit(String(format: "median %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%%, peak RSS %.0f MB",
+                            median * 1000, tokensPerSecond, gflops, 100 * gflops / peak, rssMB))
+            }
+        }
+    }
+}
