@@ -67,6 +67,9 @@ public final class InstructionTask: TrainingTask {
         self.truncated = truncated
         self.skipped = skipped
         guard !train.isEmpty else { throw FineTuneDataError(file: file, message: "no training example fits the context of \(base.config.blockSize) tokens") }
+        guard train.count >= batchSize else {
+            throw FineTuneDataError(file: file, message: "the batch size \(batchSize) exceeds the \(train.count) training examples: use a smaller --batch-size")
+        }
         if let lora { try base.attachLoRA(lora, generator: Generator(seed: seed &+ 11)) }
     }
 
