@@ -80,40 +80,16 @@ Measurements:
 """
 
 import os
-import subprocess
 import sys
 
 REPO_ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-VENV_DIR = os.path.join(REPO_ROOT, ".venv-bench")
-VENV_PYTHON = os.path.join(VENV_DIR, "bin", "python")
-DEFAULT_TORCH_WHEEL = "/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
 DEFAULT_DATA = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "data", "tinyshakespeare.txt"))
 
 
-def ensure_venv():
-    """Re-execute under .venv-bench/bin/python, creating and filling the venv first when needed."""
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV_DIR):
-        return
-    if not os.path.exists(VENV_PYTHON):
-        print(f"creating virtual environment {VENV_DIR}", file=sys.stderr, flush=True)
-        subprocess.check_call([sys.executable, "-m", "venv", VENV_DIR])
-        # Keep the environment out of git even where .gitignore does not name it.
-        with open(os.path.join(VENV_DIR, ".gitignore"), "w") as f:
-            f.write("*\n")
-    probe = subprocess.run([VENV_PYTHON, "-c", "import torch, numpy"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if probe.returncode != 0:
-        wheel = os.environ.get("TORCH_WHEEL", DEFAULT_TORCH_WHEEL)
-        torch_spec = wheel if os.path.exists(wheel) else "torch"
-        print(f"installing {torch_spec} and numpy into {VENV_DIR}", file=sys.stderr, flush=True)
-        # pip's messages go to stderr so that --json output stays one line on stdout.
-        subprocess.check_call([VENV_PYTHON, "-m", "pip", "install", "--quiet", torch_spec, "numpy"],
-                              stdout=sys.stderr)
-    os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
-
-
 if __name__ == "__main__":
-    ensure_venv()
+    sys.path.insert(0, os.path.join(REPO_ROOT, "scripts"))
+    from venv_bootstrap import reexec_in_venv
+    reexec_in_venv(".venv-bench", {"torch": "torch", "numpy": "numpy"})
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402

@@ -61,36 +61,16 @@ Notes for the Swift tests:
 """
 
 import os
-import subprocess
 import sys
 
 REPO_ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-VENV_DIR = os.path.join(REPO_ROOT, ".venv")
-VENV_PYTHON = os.path.join(VENV_DIR, "bin", "python")
-DEFAULT_TORCH_WHEEL = "/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
 OUT_PATH = os.path.join(REPO_ROOT, "Tests", "NanoTrainingTests", "Fixtures", "gpt_tiny.safetensors")
 
 
-def ensure_venv():
-    """Re-execute under .venv/bin/python, creating and filling the venv first when needed."""
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV_DIR):
-        return
-    if not os.path.exists(VENV_PYTHON):
-        print(f"creating virtual environment {VENV_DIR}", flush=True)
-        subprocess.check_call([sys.executable, "-m", "venv", VENV_DIR])
-    probe = subprocess.run([VENV_PYTHON, "-c", "import torch, numpy, safetensors"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if probe.returncode != 0:
-        wheel = os.environ.get("TORCH_WHEEL", DEFAULT_TORCH_WHEEL)
-        torch_spec = wheel if os.path.exists(wheel) else "torch"
-        print(f"installing {torch_spec}, numpy, safetensors into {VENV_DIR}", flush=True)
-        subprocess.check_call([VENV_PYTHON, "-m", "pip", "install", "--quiet",
-                               torch_spec, "numpy", "safetensors"])
-    os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
-
-
 if __name__ == "__main__":
-    ensure_venv()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from venv_bootstrap import reexec_in_venv
+    reexec_in_venv(".venv", {"torch": "torch", "numpy": "numpy", "safetensors": "safetensors"})
 
 import json  # noqa: E402
 import math  # noqa: E402

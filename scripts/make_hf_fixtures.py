@@ -70,47 +70,19 @@ GPT-2 checkpoint layout reminders (printed in full when the script runs): keys c
 """
 
 import os
-import subprocess
 import sys
 
 REPO_ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-VENV_DIR = os.path.join(REPO_ROOT, ".venv")
-VENV_PYTHON = os.path.join(VENV_DIR, "bin", "python")
-DEFAULT_TORCH_WHEEL = "/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
 FIXTURES_DIR = os.path.join(REPO_ROOT, "Tests", "NanoTrainingTests", "Fixtures")
 MODEL_DIR = os.path.join(FIXTURES_DIR, "hf_tiny_gpt2")
 EXPECTED_PATH = os.path.join(FIXTURES_DIR, "hf_tiny_gpt2_expected.safetensors")
 
 
-def ensure_venv():
-    """Re-execute under .venv/bin/python, creating and filling the venv first when needed."""
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV_DIR):
-        return
-    if not os.path.exists(VENV_PYTHON):
-        print(f"creating virtual environment {VENV_DIR}", file=sys.stderr, flush=True)
-        subprocess.check_call([sys.executable, "-m", "venv", VENV_DIR])
-    probe = subprocess.run([VENV_PYTHON, "-c", "import torch"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if probe.returncode != 0:
-        wheel = os.environ.get("TORCH_WHEEL", DEFAULT_TORCH_WHEEL)
-        torch_spec = wheel if os.path.exists(wheel) else "torch"
-        print(f"installing {torch_spec} into {VENV_DIR}", file=sys.stderr, flush=True)
-        subprocess.check_call([VENV_PYTHON, "-m", "pip", "install", "--quiet", torch_spec],
-                              stdout=sys.stderr)
-    probe = subprocess.run([VENV_PYTHON, "-c", "import numpy, safetensors, transformers, regex"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if probe.returncode != 0:
-        print(f"installing numpy, safetensors, transformers into {VENV_DIR}",
-              file=sys.stderr, flush=True)
-        # Progress goes to stderr: --check-export keeps stdout for its one JSON line.
-        subprocess.check_call([VENV_PYTHON, "-m", "pip", "install", "--quiet",
-                               "numpy", "safetensors", "transformers", "regex"],
-                              stdout=sys.stderr)
-    os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
-
-
 if __name__ == "__main__":
-    ensure_venv()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from venv_bootstrap import reexec_in_venv
+    reexec_in_venv(".venv", {"torch": "torch", "numpy": "numpy", "safetensors": "safetensors",
+                             "transformers": "transformers", "regex": "regex"})
 
 # Never reach for the network: every from_pretrained call below is on a local folder.
 os.environ["HF_HUB_OFFLINE"] = "1"
