@@ -52,35 +52,7 @@ extension Communicator {
     /// The smallest of one value over all ranks.
     public func allReduceMin(_ value: Double) throws -> Double { try allReduce([value], op: .min)[0] }
 
-    // MARK: Reduce-scatter and all-gather
-
-    /// Sums `send` (`size × countPerRank` floats, block `r` destined for rank `r`) over all ranks
-    /// and leaves this rank's block of the sum in `receive` (`countPerRank` floats). `send` and
-    /// `receive` must not overlap. This is MPI_Reduce_scatter_block, the first half of a ring all-reduce.
-    public func reduceScatterSum(send: UnsafePointer<Float>, receive: UnsafeMutablePointer<Float>, countPerRank: Int) throws {
-        try validate("reduceScatterSum", count: countPerRank)
-        guard isDistributed else {
-            receive.update(from: send, count: countPerRank)
-            return
-        }
-        if countPerRank <= maxElementsPerCall {
-            try call("MPI_Reduce_scatter_block", bytes: countPerRank * size * 4) { mpi, world in
-                mpi.reduceScatterBlock(send, receive, Int32(countPerRank), mpi.float, mpi.sum, world)
-            }
-            return
-        }
-        // Rank blocks are strided in `send`, so pack the same slice of every block together first.
-        let chunk = min(maxElementsPerCall, 1 << 24)
-        let packed = UnsafeMutablePointer<Float>.allocate(capacity: chunk * size)
-        defer { packed.deallocate() }
-        for offset in stride(from: 0, to: countPerRank, by: chunk) {
-            let n = min(chunk, countPerRank - offset)
-            for r in 0..<size { (packed + r * n).update(from: send + r * countPerRank + offset, count: n) }
-            try call("MPI_Reduce_scatter_block", bytes: n * size * 4) { mpi, world in
-                mpi.reduceScatterBlock(packed, receive + offset, Int32(n), mpi.float, mpi.sum, world)
-            }
-        }
-    }
+    // MARK: All-gather
 
     /// Gathers every rank's `countPerRank` floats into `receive` (`size × countPerRank` floats,
     /// rank `r`'s block at `r × countPerRank`) on every rank. `send` and `receive` must not overlap.

@@ -15,7 +15,7 @@ public final class MPILibrary: @unchecked Sendable {
     typealias FlagFn = @convention(c) (UnsafeMutablePointer<Int32>) -> Int32
     typealias VoidFn = @convention(c) () -> Int32
     typealias CommIntFn = @convention(c) (MPIHandle?, UnsafeMutablePointer<Int32>) -> Int32
-    /// MPI_Allreduce(sendbuf, recvbuf, count, datatype, op, comm); also MPI_Reduce_scatter_block.
+    /// MPI_Allreduce(sendbuf, recvbuf, count, datatype, op, comm).
     typealias ReduceFn = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, MPIHandle?, MPIHandle?, MPIHandle?) -> Int32
     typealias IReduceFn = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, MPIHandle?, MPIHandle?, MPIHandle?,
                                           UnsafeMutablePointer<MPIHandle?>) -> Int32
@@ -56,7 +56,6 @@ public final class MPILibrary: @unchecked Sendable {
     let commSize: CommIntFn
     let allreduce: ReduceFn
     let iallreduce: IReduceFn
-    let reduceScatterBlock: ReduceFn
     let allgather: AllgatherFn
     let iallgather: IAllgatherFn?
     let bcast: BcastFn
@@ -140,7 +139,6 @@ public final class MPILibrary: @unchecked Sendable {
         commSize = try function("MPI_Comm_size", as: CommIntFn.self)
         allreduce = try function("MPI_Allreduce", as: ReduceFn.self)
         iallreduce = try function("MPI_Iallreduce", as: IReduceFn.self)
-        reduceScatterBlock = try function("MPI_Reduce_scatter_block", as: ReduceFn.self)
         allgather = try function("MPI_Allgather", as: AllgatherFn.self)
         iallgather = optionalFunction("MPI_Iallgather", as: IAllgatherFn.self)
         bcast = try function("MPI_Bcast", as: BcastFn.self)

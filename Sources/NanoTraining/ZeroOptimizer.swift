@@ -4,7 +4,7 @@ import NanoEngine
 
 /// AdamW with ZeRO stage 1: the optimizer state is sharded across ranks. All trainable
 /// parameters are laid out end to end in one flat vector; rank r owns the r-th 1/N of it.
-/// A step reduce-scatters the gradients (each rank gets the mean of its shard), updates its
+/// A step all-reduces the gradients and keeps this rank's shard of their mean, updates its
 /// shard of the parameters with its shard of the moments, and all-gathers the parameters.
 /// Moment memory per rank is 1/N of plain AdamW's.
 public final class ZeroOneAdamW: Optimizer {
