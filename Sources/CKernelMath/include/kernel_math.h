@@ -4,6 +4,7 @@
 #ifndef ND_KERNEL_MATH_H
 #define ND_KERNEL_MATH_H
 #include <stdint.h>
+#include "parallel.h"
 
 typedef float nd_f32x16 __attribute__((ext_vector_type(16)));
 typedef int32_t nd_i32x16 __attribute__((ext_vector_type(16)));
