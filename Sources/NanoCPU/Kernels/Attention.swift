@@ -2,9 +2,15 @@ import Foundation
 import CKernelMath
 import NanoEngine
 
-// Fused scaled-dot-product attention, one query row at a time: only one row of scores per
-// thread exists in memory (never the T×T matrix). q, out: (B, H, Tq, D); k, v: (B, H, Tk, D);
-// lse: (B, H, Tq). Query i sits at absolute position Tk − Tq + i (a KV cache holds the rest).
+// Fused scaled-dot-product attention, a block of query rows at a time: each thread holds one
+// block of scores (queryBlock × Tk), never the T×T matrix of a head, and the products inside a
+// block run through `smallGEMM`. q, out: (B, H, Tq, D); k, v: (B, H, Tk, D); lse: (B, H, Tq).
+// Query i sits at absolute position Tk − Tq + i (a KV cache holds the rest), so with a causal
+// mask it sees keys 0 ... Tk − Tq + i. Keys past a row's last visible one get probability 0, which
+// lets a block's products run over the block's widest key range.
+
+/// Query rows per block: 64 rows × 1024 keys of scores is 256 KB, inside L2.
+private let queryBlock = 64
 
 @inline(__always) private func keepScale(_ s: AttentionShape, head: Int, i: Int, j: Int) -> Float {
     let index = (head * s.queryTime + i) * s.keyTime + j
@@ -12,35 +18,54 @@ import NanoEngine
     return u < s.dropout ? 0 : 1 / (1 - s.dropout)
 }
 
+/// Keys visible to query row i.
+@inline(__always) private func visibleKeys(_ s: AttentionShape, _ i: Int) -> Int {
+    s.causal ? s.keyTime - s.queryTime + i + 1 : s.keyTime
+}
+
+/// Per-thread scratch: Kᵀ (D × Tk), Vᵀ, and two score blocks (queryBlock × Tk).
+private struct AttentionScratch {
+    let kt: UnsafeMutablePointer<Float>, vt: UnsafeMutablePointer<Float>
+    let scores: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>
+    private let base: UnsafeMutablePointer<Float>
+    init(_ s: AttentionShape) {
+        let kv = s.headDim * s.keyTime, block = queryBlock * s.keyTime
+        base = .allocate(capacity: 2 * kv + 2 * block)
+        kt = base; vt = base + kv; scores = base + 2 * kv; grads = scores + block
+    }
+    func release() { base.deallocate() }
+}
+
 func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
                       _ out: UnsafeMutablePointer<Float>, _ lse: UnsafeMutablePointer<Float>, _ s: AttentionShape) {
     let TQ = s.queryTime, TK = s.keyTime, D = s.headDim
     Parallel.forRange(s.batch * s.heads, costPerItem: TQ * TK * D) { heads in
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: TK)
-        defer { scores.deallocate() }
+        let scratch = AttentionScratch(s)
+        defer { scratch.release() }
         for h in heads {
             let qh = q + h * TQ * D, kh = k + h * TK * D, vh = v + h * TK * D, oh = out + h * TQ * D
-            for i in 0..<TQ {
-                let qi = qh + i * D
-                let n = s.causal ? TK - TQ + i + 1 : TK
-                var m = -Float.infinity
-                for j in 0..<n {
-                    let sc = dot16(qi, kh + j * D, D) * s.scale
-                    scores[j] = sc
-                    m = max(m, sc)
+            transposeBlock(kh, rows: TK, cols: D, ld: D, scratch.kt)
+            for i0 in stride(from: 0, to: TQ, by: queryBlock) {
+                let rows = min(queryBlock, TQ - i0), n = visibleKeys(s, i0 + rows - 1)
+                let sc = scratch.scores
+                // S = Q·Kᵀ for the block's rows and its widest key range.
+                smallGEMM(m: rows, n: n, k: D, a: qh + i0 * D, rowStride: D, colStride: 1,
+                          b: scratch.kt, ldb: TK, c: sc, ldc: n, accumulate: false)
+                for r in 0..<rows {
+                    let i = i0 + r, row = sc + r * n, visible = visibleKeys(s, i)
+                    let m = maxOfRow(row, visible) * s.scale
+                    let scale = F16x(repeating: s.scale), mv = F16x(repeating: m)
+                    map16(row, row, visible) { nd_exp($0 * scale - mv) }
+                    let total = sum16(row, visible)
+                    lse[h * TQ + i] = m + Foundation.log(total)
+                    let inv = F16x(repeating: 1 / total)
+                    map16(row, row, visible) { $0 * inv }
+                    if visible < n { (row + visible).update(repeating: 0, count: n - visible) }
+                    if s.dropout > 0 { for j in 0..<visible { row[j] *= keepScale(s, head: h, i: i, j: j) } }
                 }
-                let mv = F16x(repeating: m)
-                map16(scores, scores, n) { nd_exp($0 - mv) }
-                let total = sum16(scores, n)
-                lse[h * TQ + i] = m + Foundation.log(total)
-                let oi = oh + i * D
-                oi.update(repeating: 0, count: D)
-                let inv = 1 / total
-                for j in 0..<n {
-                    var p = scores[j] * inv
-                    if s.dropout > 0 { p *= keepScale(s, head: h, i: i, j: j) }
-                    if p != 0 { axpy16(p, vh + j * D, oi, D) }
-                }
+                // O = P·V.
+                smallGEMM(m: rows, n: D, k: n, a: sc, rowStride: n, colStride: 1,
+                          b: vh, ldb: D, c: oh + i0 * D, ldc: D, accumulate: false)
             }
         }
     }
@@ -52,29 +77,56 @@ func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v
                        _ s: AttentionShape) {
     let TQ = s.queryTime, TK = s.keyTime, D = s.headDim
     Parallel.forRange(s.batch * s.heads, costPerItem: TQ * TK * D * 2) { heads in
+        let scratch = AttentionScratch(s)
+        defer { scratch.release() }
         for h in heads {
             let qh = q + h * TQ * D, kh = k + h * TK * D, vh = v + h * TK * D, oh = out + h * TQ * D, gh = dout + h * TQ * D
             let dqh = dq + h * TQ * D, dkh = dk + h * TK * D, dvh = dv + h * TK * D
-            dqh.update(repeating: 0, count: TQ * D)
             dkh.update(repeating: 0, count: TK * D)
             dvh.update(repeating: 0, count: TK * D)
-            for i in 0..<TQ {
-                let qi = qh + i * D, gi = gh + i * D, dqi = dqh + i * D
-                let l = lse[h * TQ + i]
-                let di = dot16(gi, oh + i * D, D)   // Σ_j p'_ij (dO_i·V_j) = dO_i·O_i
-                let n = s.causal ? TK - TQ + i + 1 : TK
-                for j in 0..<n {
-                    let p = Foundation.exp(dot16(qi, kh + j * D, D) * s.scale - l)
-                    let z = s.dropout > 0 ? keepScale(s, head: h, i: i, j: j) : 1
-                    let dpd = dot16(gi, vh + j * D, D)
-                    if p * z != 0 { axpy16(p * z, gi, dvh + j * D, D) }
-                    let ds = p * (dpd * z - di) * s.scale
-                    if ds != 0 {
-                        axpy16(ds, kh + j * D, dqi, D)
-                        axpy16(ds, qi, dkh + j * D, D)
+            transposeBlock(kh, rows: TK, cols: D, ld: D, scratch.kt)
+            transposeBlock(vh, rows: TK, cols: D, ld: D, scratch.vt)
+            for i0 in stride(from: 0, to: TQ, by: queryBlock) {
+                let rows = min(queryBlock, TQ - i0), n = visibleKeys(s, i0 + rows - 1)
+                let p = scratch.scores, ds = scratch.grads
+                let qb = qh + i0 * D, gb = gh + i0 * D
+                smallGEMM(m: rows, n: n, k: D, a: qb, rowStride: D, colStride: 1, b: scratch.kt, ldb: TK, c: p, ldc: n, accumulate: false)
+                // dP = dO·Vᵀ (with dropout: the gradient of the kept, rescaled probabilities).
+                smallGEMM(m: rows, n: n, k: D, a: gb, rowStride: D, colStride: 1, b: scratch.vt, ldb: TK, c: ds, ldc: n, accumulate: false)
+                for r in 0..<rows {
+                    let i = i0 + r, pr = p + r * n, dr = ds + r * n, visible = visibleKeys(s, i)
+                    let di = dot16(gb + r * D, oh + i * D, D)   // Σ_j P'_ij (dO_i·V_j) = dO_i·O_i
+                    let scale = F16x(repeating: s.scale), l = F16x(repeating: lse[h * TQ + i])
+                    map16(pr, pr, visible) { nd_exp($0 * scale - l) }
+                    if s.dropout > 0 {
+                        for j in 0..<visible {
+                            let z = keepScale(s, head: h, i: i, j: j)
+                            dr[j] = pr[j] * (dr[j] * z - di) * s.scale
+                            pr[j] *= z
+                        }
+                    } else {
+                        let dv = F16x(repeating: di)
+                        zip16(pr, dr, dr, visible) { pv, gv in pv * (gv - dv) * scale }
+                    }
+                    if visible < n {
+                        (pr + visible).update(repeating: 0, count: n - visible)
+                        (dr + visible).update(repeating: 0, count: n - visible)
                     }
                 }
+                // dV += P'ᵀ·dO, dK += dSᵀ·Q, dQ = dS·K.
+                smallGEMM(m: n, n: D, k: rows, a: p, rowStride: 1, colStride: n, b: gb, ldb: D, c: dvh, ldc: D, accumulate: true)
+                smallGEMM(m: n, n: D, k: rows, a: ds, rowStride: 1, colStride: n, b: qb, ldb: D, c: dkh, ldc: D, accumulate: true)
+                smallGEMM(m: rows, n: D, k: n, a: ds, rowStride: n, colStride: 1, b: kh, ldb: D, c: dqh + i0 * D, ldc: D, accumulate: false)
             }
         }
     }
+}
+
+/// max of x[0..<n].
+@inline(__always) private func maxOfRow(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = F16x(repeating: -.infinity), i = 0
+    while i + 16 <= n { acc = nd_max(acc, load16(x + i)); i += 16 }
+    var m = hmax(acc)
+    while i < n { m = max(m, x[i]); i += 1 }
+    return m
 }

@@ -1,0 +1,49 @@
+import NanoCPU
+import NanoTestSupport
+@testable import NanoEngine
+import Testing
+
+/// Fused kernels against the same computation written with unfused ops (matmul, mask, softmax),
+/// forward and gradients, at sizes that cross the kernels' internal block boundaries.
+@Suite struct FusedKernelTests {
+    /// softmax(Q·Kᵀ·scale + mask)·V from separate ops; queries are the last Tq of Tk positions.
+    private func unfusedAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, causal: Bool) throws -> Tensor {
+        let (tq, tk, d) = (q.shape[2], k.shape[2], q.shape[3])
+        var scores = try q.matmul(k, transposeOther: true).scaled(by: 1 / Float(d).squareRoot())
+        if causal {
+            let hidden = (0..<tq).flatMap { i in (0..<tk).map { j in j > tk - tq + i ? Float(1) : 0 } }
+            scores = try scores.maskedFill(Tensor(hidden, shape: [tq, tk]), value: -.infinity)
+        }
+        return try scores.softmax().matmul(v)
+    }
+
+    private func expectClose(_ a: Tensor, _ b: Tensor, _ what: String, tolerance: Float = 2e-5) throws {
+        let x = try a.toArray(), y = try b.toArray()
+        #expect(x.count == y.count)
+        let worst = zip(x, y).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+        #expect(worst < tolerance, "\(what): largest relative difference \(worst)")
+    }
+
+    @Test(arguments: [(tq: 150, tk: 150, d: 64, causal: true), (tq: 70, tk: 150, d: 20, causal: true),
+                      (tq: 130, tk: 130, d: 37, causal: false), (tq: 1, tk: 90, d: 16, causal: true)])
+    func attentionMatchesUnfusedOps(_ c: (tq: Int, tk: Int, d: Int, causal: Bool)) throws {
+        let q = try randomTensor([2, 3, c.tq, c.d], seed: 31), k = try randomTensor([2, 3, c.tk, c.d], seed: 32)
+        let v = try randomTensor([2, 3, c.tk, c.d], seed: 33), g = try randomTensor([2, 3, c.tq, c.d], seed: 34)
+        var grads: [[Tensor]] = []
+        var outputs: [Tensor] = []
+        for fused in [true, false] {
+            let inputs = [q, k, v].map { t -> Tensor in
+                let copy = try! Tensor(try! t.toArray(), shape: t.shape)
+                copy.requiresGrad = true
+                return copy
+            }
+            let out = fused ? try Tensor.scaledDotProductAttention(q: inputs[0], k: inputs[1], v: inputs[2], causal: c.causal)
+                            : try unfusedAttention(inputs[0], inputs[1], inputs[2], causal: c.causal)
+            try out.backward(gradient: g)
+            outputs.append(out)
+            grads.append(inputs.map { $0.grad! })
+        }
+        try expectClose(outputs[0], outputs[1], "output")
+        for (name, i) in [("dq", 0), ("dk", 1), ("dv", 2)] { try expectClose(grads[0][i], grads[1][i], name, tolerance: 1e-4) }
+    }
+}
