@@ -38,16 +38,32 @@ public struct AxisView: Sendable, Equatable {
 
 /// Shapes of a fused attention call: q and out are (B, H, Tq, D), k and v (B, H, Tk, D), contiguous.
 /// With a KV cache the queries are the last Tq of the Tk positions (Tq ≤ Tk).
+/// `packed`: q, k and v are one tensor (B, T, 3·H·D) as a QKV projection writes it (per position:
+/// all heads' queries, then keys, then values), out is (B, T, H·D), and Tq = Tk; the kernels read
+/// and write the heads in place, so no permute copies are made.
 public struct AttentionShape: Sendable, Equatable {
     public var batch: Int, heads: Int, queryTime: Int, keyTime: Int, headDim: Int
     public var scale: Float
     public var causal: Bool
     public var dropout: Float
     public var seed: UInt64, offset: UInt64
+    public var packed: Bool
     public init(batch: Int, heads: Int, queryTime: Int, keyTime: Int, headDim: Int, scale: Float, causal: Bool,
-                dropout: Float, seed: UInt64, offset: UInt64) {
+                dropout: Float, seed: UInt64, offset: UInt64, packed: Bool = false) {
         self.batch = batch; self.heads = heads; self.queryTime = queryTime; self.keyTime = keyTime; self.headDim = headDim
         self.scale = scale; self.causal = causal; self.dropout = dropout; self.seed = seed; self.offset = offset
+        self.packed = packed
+    }
+
+    /// Element offsets of head h (= batch index · heads + head) in q, k, v and out, and the
+    /// strides between consecutive positions of q/k/v and of out.
+    @inlinable public func layout(head h: Int) -> (q: Int, k: Int, v: Int, out: Int, row: Int, outRow: Int) {
+        if packed {
+            let c = heads * headDim, b = h / heads, within = (h % heads) * headDim
+            let q = b * queryTime * 3 * c + within
+            return (q, q + c, q + 2 * c, b * queryTime * c + within, 3 * c, c)
+        }
+        return (h * queryTime * headDim, h * keyTime * headDim, h * keyTime * headDim, h * queryTime * headDim, headDim, headDim)
     }
 }
 

@@ -27,6 +27,10 @@ public final class CausalSelfAttention: Module {
         func heads(_ y: Tensor) throws -> Tensor {   // [B, T, C] → [B, H, T, D]
             try y.reshaped([b, t, nHead, d]).permuted([0, 2, 1, 3])
         }
+        if cache == nil {   // training and prompt-free scoring: the fused kernel reads the heads in place
+            let y = try Tensor.packedCausalAttention(qkv: qkv(x), heads: nHead, dropout: training ? dropout : 0)
+            return try proj(y).dropout(dropout, training: training)
+        }
         let parts = try qkv(x).split([c, c, c], axis: 2)
         let q = try heads(parts[0])
         var k = try heads(parts[1]), v = try heads(parts[2])

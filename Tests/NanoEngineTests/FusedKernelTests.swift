@@ -46,4 +46,35 @@ import Testing
         try expectClose(outputs[0], outputs[1], "output")
         for (name, i) in [("dq", 0), ("dk", 1), ("dv", 2)] { try expectClose(grads[0][i], grads[1][i], name, tolerance: 1e-4) }
     }
+
+    /// The packed kernel (heads read in place from a QKV projection) against split + permute +
+    /// the unpacked kernel, with and without dropout (the same mask either way).
+    @Test(arguments: [Float(0), 0.25])
+    func packedAttentionMatchesSplitHeads(_ dropout: Float) throws {
+        let (b, t, h, d) = (2, 100, 3, 24)
+        let qkv = try randomTensor([b, t, 3 * h * d], seed: 41), g = try randomTensor([b, t, h * d], seed: 42)
+        var outputs: [Tensor] = [], grads: [Tensor] = []
+        for packed in [true, false] {
+            let x = try Tensor(try qkv.toArray(), shape: qkv.shape)
+            x.requiresGrad = true
+            let gen = Generator(seed: 7)
+            let out: Tensor
+            if packed {
+                out = try Tensor.packedCausalAttention(qkv: x, heads: h, dropout: dropout, generator: gen)
+            } else {
+                let parts = try x.split([h * d, h * d, h * d], axis: 2).map { try $0.reshaped([b, t, h, d]).permuted([0, 2, 1, 3]) }
+                out = try Tensor.scaledDotProductAttention(q: parts[0], k: parts[1], v: parts[2], dropout: dropout, generator: gen)
+                    .permuted([0, 2, 1, 3]).reshaped([b, t, h * d])
+            }
+            try out.backward(gradient: g)
+            outputs.append(out); grads.append(x.grad!)
+        }
+        try expectClose(outputs[0], outputs[1], "output", tolerance: 1e-6)
+        try expectClose(grads[0], grads[1], "dqkv", tolerance: 1e-6)
+    }
+
+    @Test func packedAttentionRejectsBadShapes() throws {
+        #expect(throws: TensorError.self) { try Tensor.packedCausalAttention(qkv: randomTensor([2, 5, 10], seed: 1), heads: 3) }
+        #expect(throws: TensorError.self) { try Tensor.packedCausalAttention(qkv: randomTensor([10, 9], seed: 1), heads: 3) }
+    }
 }

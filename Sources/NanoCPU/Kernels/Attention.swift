@@ -4,7 +4,8 @@ import NanoEngine
 
 // Fused scaled-dot-product attention, a block of query rows at a time: each thread holds one
 // block of scores (queryBlock × Tk), never the T×T matrix of a head, and the products inside a
-// block run through `smallGEMM`. q, out: (B, H, Tq, D); k, v: (B, H, Tk, D); lse: (B, H, Tq).
+// block run through `smallGEMM`. q, out: (B, H, Tq, D); k, v: (B, H, Tk, D); lse: (B, H, Tq); or
+// the packed layout (`AttentionShape.packed`), where `layout(head:)` gives each head's rows.
 // Query i sits at absolute position Tk − Tq + i (a KV cache holds the rest), so with a causal
 // mask it sees keys 0 ... Tk − Tq + i. Keys past a row's last visible one get probability 0, which
 // lets a block's products run over the block's widest key range.
@@ -43,13 +44,14 @@ func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v:
         let scratch = AttentionScratch(s)
         defer { scratch.release() }
         for h in heads {
-            let qh = q + h * TQ * D, kh = k + h * TK * D, vh = v + h * TK * D, oh = out + h * TQ * D
-            transposeBlock(kh, rows: TK, cols: D, ld: D, scratch.kt)
+            let at = s.layout(head: h), ld = at.row
+            let qh = q + at.q, kh = k + at.k, vh = v + at.v, oh = out + at.out
+            transposeBlock(kh, rows: TK, cols: D, ld: ld, scratch.kt)
             for i0 in stride(from: 0, to: TQ, by: queryBlock) {
                 let rows = min(queryBlock, TQ - i0), n = visibleKeys(s, i0 + rows - 1)
                 let sc = scratch.scores
                 // S = Q·Kᵀ for the block's rows and its widest key range.
-                smallGEMM(m: rows, n: n, k: D, a: qh + i0 * D, rowStride: D, colStride: 1,
+                smallGEMM(m: rows, n: n, k: D, a: qh + i0 * ld, rowStride: ld, colStride: 1,
                           b: scratch.kt, ldb: TK, c: sc, ldc: n, accumulate: false)
                 for r in 0..<rows {
                     let i = i0 + r, row = sc + r * n, visible = visibleKeys(s, i)
@@ -65,7 +67,7 @@ func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v:
                 }
                 // O = P·V.
                 smallGEMM(m: rows, n: D, k: n, a: sc, rowStride: n, colStride: 1,
-                          b: vh, ldb: D, c: oh + i0 * D, ldc: D, accumulate: false)
+                          b: vh, ldb: ld, c: oh + i0 * at.outRow, ldc: at.outRow, accumulate: false)
             }
         }
     }
@@ -80,22 +82,25 @@ func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v
         let scratch = AttentionScratch(s)
         defer { scratch.release() }
         for h in heads {
-            let qh = q + h * TQ * D, kh = k + h * TK * D, vh = v + h * TK * D, oh = out + h * TQ * D, gh = dout + h * TQ * D
-            let dqh = dq + h * TQ * D, dkh = dk + h * TK * D, dvh = dv + h * TK * D
-            dkh.update(repeating: 0, count: TK * D)
-            dvh.update(repeating: 0, count: TK * D)
-            transposeBlock(kh, rows: TK, cols: D, ld: D, scratch.kt)
-            transposeBlock(vh, rows: TK, cols: D, ld: D, scratch.vt)
+            let at = s.layout(head: h), ld = at.row, ldo = at.outRow
+            let qh = q + at.q, kh = k + at.k, vh = v + at.v, oh = out + at.out, gh = dout + at.out
+            let dqh = dq + at.q, dkh = dk + at.k, dvh = dv + at.v
+            for j in 0..<TK {
+                (dkh + j * ld).update(repeating: 0, count: D)
+                (dvh + j * ld).update(repeating: 0, count: D)
+            }
+            transposeBlock(kh, rows: TK, cols: D, ld: ld, scratch.kt)
+            transposeBlock(vh, rows: TK, cols: D, ld: ld, scratch.vt)
             for i0 in stride(from: 0, to: TQ, by: queryBlock) {
                 let rows = min(queryBlock, TQ - i0), n = visibleKeys(s, i0 + rows - 1)
                 let p = scratch.scores, ds = scratch.grads
-                let qb = qh + i0 * D, gb = gh + i0 * D
-                smallGEMM(m: rows, n: n, k: D, a: qb, rowStride: D, colStride: 1, b: scratch.kt, ldb: TK, c: p, ldc: n, accumulate: false)
+                let qb = qh + i0 * ld, gb = gh + i0 * ldo
+                smallGEMM(m: rows, n: n, k: D, a: qb, rowStride: ld, colStride: 1, b: scratch.kt, ldb: TK, c: p, ldc: n, accumulate: false)
                 // dP = dO·Vᵀ (with dropout: the gradient of the kept, rescaled probabilities).
-                smallGEMM(m: rows, n: n, k: D, a: gb, rowStride: D, colStride: 1, b: scratch.vt, ldb: TK, c: ds, ldc: n, accumulate: false)
+                smallGEMM(m: rows, n: n, k: D, a: gb, rowStride: ldo, colStride: 1, b: scratch.vt, ldb: TK, c: ds, ldc: n, accumulate: false)
                 for r in 0..<rows {
                     let i = i0 + r, pr = p + r * n, dr = ds + r * n, visible = visibleKeys(s, i)
-                    let di = dot16(gb + r * D, oh + i * D, D)   // Σ_j P'_ij (dO_i·V_j) = dO_i·O_i
+                    let di = dot16(gb + r * ldo, oh + i * ldo, D)   // Σ_j P'_ij (dO_i·V_j) = dO_i·O_i
                     let scale = F16x(repeating: s.scale), l = F16x(repeating: lse[h * TQ + i])
                     map16(pr, pr, visible) { nd_exp($0 * scale - l) }
                     if s.dropout > 0 {
@@ -114,9 +119,9 @@ func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v
                     }
                 }
                 // dV += P'ᵀ·dO, dK += dSᵀ·Q, dQ = dS·K.
-                smallGEMM(m: n, n: D, k: rows, a: p, rowStride: 1, colStride: n, b: gb, ldb: D, c: dvh, ldc: D, accumulate: true)
-                smallGEMM(m: n, n: D, k: rows, a: ds, rowStride: 1, colStride: n, b: qb, ldb: D, c: dkh, ldc: D, accumulate: true)
-                smallGEMM(m: rows, n: D, k: n, a: ds, rowStride: n, colStride: 1, b: kh, ldb: D, c: dqh + i0 * D, ldc: D, accumulate: false)
+                smallGEMM(m: n, n: D, k: rows, a: p, rowStride: 1, colStride: n, b: gb, ldb: ldo, c: dvh, ldc: ld, accumulate: true)
+                smallGEMM(m: n, n: D, k: rows, a: ds, rowStride: 1, colStride: n, b: qb, ldb: ld, c: dkh, ldc: ld, accumulate: true)
+                smallGEMM(m: rows, n: D, k: n, a: ds, rowStride: n, colStride: 1, b: kh, ldb: ld, c: dqh + i0 * ld, ldc: ld, accumulate: false)
             }
         }
     }

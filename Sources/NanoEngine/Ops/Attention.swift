@@ -31,4 +31,33 @@ extension Tensor {
             return [dq, dk, dv]
         }
     }
+
+    /// Causal self-attention straight from a QKV projection: qkv [B, T, 3·C] holds, per position,
+    /// the queries of all heads, then the keys, then the values (C = heads · D); returns [B, T, C]
+    /// with the heads side by side. The same as splitting qkv, permuting each part to
+    /// [B, H, T, D], calling `scaledDotProductAttention` and permuting back, without the copies.
+    public static func packedCausalAttention(qkv: Tensor, heads: Int, dropout: Float = 0, scale: Float? = nil,
+                                             generator: Generator? = nil) throws -> Tensor {
+        try qkv.requireFloat32("attention")
+        guard qkv.rank == 3, heads > 0, qkv.shape[2] % (3 * heads) == 0 else {
+            throw TensorError.shapeMismatch(op: "attention", shapes: [qkv.shape],
+                                            expected: "qkv [B, T, 3·C] with C divisible by heads (\(heads))")
+        }
+        guard (0..<1).contains(dropout) else {
+            throw TensorError.invalidArgument(op: "attention", message: "dropout \(dropout) must be in [0, 1)")
+        }
+        let (b, t, c) = (qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3)
+        let d = c / heads
+        let gen = generator ?? Generator.default
+        let offset = dropout > 0 ? gen.reserve(count: b * heads * t * t) : 0
+        let shape = AttentionShape(batch: b, heads: heads, queryTime: t, keyTime: t, headDim: d, scale: scale ?? 1 / Float(d).squareRoot(),
+                                   causal: true, dropout: dropout, seed: gen.seed, offset: offset, packed: true)
+        let out = try qkv.emptyLike([b, t, c]), lse = try qkv.emptyLike([b, heads, t])
+        qkv.backend.attention(q: qkv, k: qkv, v: qkv, out: out, lse: lse, shape)
+        return record("attention", output: out, inputs: [qkv]) { g in
+            let dqkv = try qkv.emptyLike(qkv.shape)
+            qkv.backend.attentionBackward(q: qkv, k: qkv, v: qkv, out: out, lse: lse, dout: g, dq: dqkv, dk: dqkv, dv: dqkv, shape)
+            return [dqkv]
+        }
+    }
 }
