@@ -56,7 +56,10 @@ public final class MLP: Module {
     }
 
     public func callAsFunction(_ x: Tensor, training: Bool) throws -> Tensor {
-        try proj(fc(x).gelu()).dropout(dropout, training: training)
+        let h = try fc(x)
+        // GELU fused into the projection: its output is not kept for backward (made again there).
+        let y = try proj.lora == nil ? h.activatedLinear(.gelu, weight: proj.weight, bias: proj.bias) : proj(h.gelu())
+        return try y.dropout(dropout, training: training)
     }
 }
 

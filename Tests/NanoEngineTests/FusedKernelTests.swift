@@ -77,4 +77,23 @@ import Testing
         #expect(throws: TensorError.self) { try Tensor.packedCausalAttention(qkv: randomTensor([2, 5, 10], seed: 1), heads: 3) }
         #expect(throws: TensorError.self) { try Tensor.packedCausalAttention(qkv: randomTensor([10, 9], seed: 1), heads: 3) }
     }
+
+    /// linear(f(x)) that recomputes f(x) in backward against the two ops it replaces.
+    @Test func activatedLinearMatchesActivationThenLinear() throws {
+        let x = try randomTensor([3, 40, 48], seed: 51), w = try randomTensor([24, 48], seed: 52, scale: 0.2)
+        let b = try randomTensor([24], seed: 53), g = try randomTensor([3, 40, 24], seed: 54)
+        var results: [[Tensor]] = []
+        for fused in [true, false] {
+            let leaves = [x, w, b].map { t -> Tensor in
+                let copy = try! Tensor(try! t.toArray(), shape: t.shape)
+                copy.requiresGrad = true
+                return copy
+            }
+            let y = fused ? try leaves[0].activatedLinear(.gelu, weight: leaves[1], bias: leaves[2])
+                          : try leaves[0].gelu().linear(weight: leaves[1], bias: leaves[2])
+            try y.backward(gradient: g)
+            results.append([y] + leaves.map { $0.grad! })
+        }
+        for (i, name) in ["y", "dx", "dw", "db"].enumerated() { try expectClose(results[0][i], results[1][i], name, tolerance: 1e-6) }
+    }
 }

@@ -59,6 +59,8 @@ import Testing
         try gradCheck("groupedMatmul (one empty group)", [rows, experts]) { try $0[0].groupedMatmul($0[1], groupSizes: [3, 0, 4]) }
         let w = try randomTensor([6, 4], seed: 13), bias = try randomTensor([6], seed: 14)
         try gradCheck("linear", [a, w, bias]) { try $0[0].linear(weight: $0[1], bias: $0[2]) }
+        try gradCheck("activatedLinear gelu", [a, w, bias]) { try $0[0].activatedLinear(.gelu, weight: $0[1], bias: $0[2]) }
+        try gradCheck("activatedLinear silu", [a, w]) { try $0[0].activatedLinear(.silu, weight: $0[1]) }
     }
 
     @Test func normalizationGradientsMatchFiniteDifferences() throws {
