@@ -10,6 +10,10 @@ public final class CachingAllocator: StorageAllocator, @unchecked Sendable {
     public private(set) var reservedBytes = 0
     /// Bytes held by live tensors.
     public private(set) var liveBytes = 0
+    /// The most bytes live tensors held at once; what a perfect allocator would need.
+    public private(set) var peakLiveBytes = 0
+    /// The most bytes obtained from the system at once.
+    public private(set) var peakReservedBytes = 0
     /// Number of system allocations made so far.
     public private(set) var systemAllocations = 0
     private let caching: Bool
@@ -30,12 +34,14 @@ public final class CachingAllocator: StorageAllocator, @unchecked Sendable {
         let size = Self.bucket(bytes)
         lock.lock()
         liveBytes += size
+        peakLiveBytes = max(peakLiveBytes, liveBytes)
         if caching, var list = free[size], let p = list.popLast() {
             free[size] = list
             lock.unlock()
             return p
         }
         reservedBytes += size
+        peakReservedBytes = max(peakReservedBytes, reservedBytes)
         systemAllocations += 1
         lock.unlock()
         var p: UnsafeMutableRawPointer?

@@ -59,10 +59,17 @@ extension Tensor {
             seed = try Tensor.ones(shape, device: device)
         }
         try withNoGrad {
-            let order = topologicalOrder()
+            // Each tensor is let go of as soon as its backward has run: every op that used it ran
+            // earlier in this reverse order, so nothing left needs it, and its saved intermediates
+            // go back to the allocator while backward goes on (peak memory ≈ forward's, not 2×).
+            var order: [Tensor?] = topologicalOrder()
+            func release(_ t: Tensor) { t.node?.backward = nil; t.node?.inputs = []; t.node = nil }
+            defer { for case let t? in order { release(t) } }
             var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
-            defer { for t in order { t.node?.backward = nil; t.node?.inputs = []; t.node = nil } }
-            for t in order.reversed() {
+            for index in order.indices.reversed() {
+                guard let t = order[index] else { continue }
+                order[index] = nil
+                defer { release(t) }
                 guard let g = grads.removeValue(forKey: ObjectIdentifier(t)) else { continue }
                 guard let node = t.node else {
                     // Reverse topological order: every user of this leaf has already contributed.

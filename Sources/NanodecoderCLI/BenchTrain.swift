@@ -81,16 +81,19 @@ struct BenchTrain: ParsableCommand {
             var usage = rusage()
             getrusage(RUSAGE_SELF.rawValue, &usage)
             let rssMB = Double(usage.ru_maxrss) / 1024
+            let allocator = CPUBackend.shared.allocator
             let result: [String: Any] = [
                 "workload": workload, "impl": "nanodecoder", "precision": "fp32", "threads": Parallel.threads,
                 "ms_per_step": median * 1000, "tokens_per_s": tokensPerSecond, "gflops": gflops, "mfu": gflops / peak,
-                "peak_rss_mb": rssMB, "loss": lastLoss, "loss_step0": firstLoss, "params_total": model.parameterCount,
+                "peak_rss_mb": rssMB, "peak_tensor_mb": Double(allocator.peakLiveBytes) / 1048576,
+                "peak_reserved_mb": Double(allocator.peakReservedBytes) / 1048576, "loss": lastLoss, "loss_step0": firstLoss, "params_total": model.parameterCount,
                 "params_active": model.activeParameterCount, "flops_per_token": flopsPerToken, "peak_gflops": peak, "steps": steps]
             if json {
                 emit(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
             } else {
-                emit(String(format: "median %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%%, peak RSS %.0f MB",
-                            median * 1000, tokensPerSecond, gflops, 100 * gflops / peak, rssMB))
+                emit(String(format: "median %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%%, peak RSS %.0f MB (tensors %.0f MB live, %.0f MB reserved)",
+                            median * 1000, tokensPerSecond, gflops, 100 * gflops / peak, rssMB,
+                            Double(allocator.peakLiveBytes) / 1048576, Double(allocator.peakReservedBytes) / 1048576))
             }
         }
     }
