@@ -1,14 +1,28 @@
-/// One recorded op: its inputs and the function that maps the output's gradient to theirs.
+/// One recorded op: where its inputs came from and the function that maps the output's gradient
+/// to theirs. A node does not hold its inputs' tensors, only their producers (or, for leaves,
+/// the leaf): an intermediate whose values no backward function saved (a residual add's inputs)
+/// is freed as soon as the forward code drops it, as in PyTorch's autograd graph.
 final class Node {
     let op: String
-    var inputs: [Tensor]
+    var inputs: [Edge]
     /// Returns one gradient per input (nil where the input needs none).
     var backward: ((Tensor) throws -> [Tensor?])?
 
-    init(op: String, inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) {
+    init(op: String, inputs: [Edge], backward: @escaping (Tensor) throws -> [Tensor?]) {
         self.op = op
         self.inputs = inputs
         self.backward = backward
+    }
+}
+
+/// Where an op's input came from: another op, a leaf that wants a gradient, or nothing to follow.
+enum Edge {
+    case node(Node)
+    case leaf(Tensor)
+    case none
+
+    init(_ t: Tensor) {
+        if let n = t.node, n.backward != nil { self = .node(n) } else if t.requiresGrad { self = .leaf(t) } else { self = .none }
     }
 }
 
@@ -31,7 +45,7 @@ extension Tensor {
                               backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
         guard GradMode.enabled, inputs.contains(where: \.requiresGrad) else { return output }
         output.requiresGrad = true
-        output.node = Node(op: op, inputs: inputs, backward: backward)
+        output.node = Node(op: op, inputs: inputs.map(Edge.init), backward: backward)
         return output
     }
 
@@ -58,34 +72,47 @@ extension Tensor {
             }
             seed = try Tensor.ones(shape, device: device)
         }
+        guard let root = node else {   // a leaf: its gradient is the seed
+            try accumulateGrad(seed)
+            try onGradientReady?(self)
+            return
+        }
         try withNoGrad {
-            // Each tensor is let go of as soon as its backward has run: every op that used it ran
-            // earlier in this reverse order, so nothing left needs it, and its saved intermediates
-            // go back to the allocator while backward goes on (peak memory ≈ forward's, not 2×).
-            var order: [Tensor?] = topologicalOrder()
-            func release(_ t: Tensor) { t.node?.backward = nil; t.node?.inputs = []; t.node = nil }
-            defer { for case let t? in order { release(t) } }
-            var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+            // Each node is let go of as soon as its backward has run: every op that used its output
+            // ran earlier in this reverse order, so nothing left needs what it saved, and those
+            // intermediates go back to the allocator while backward goes on.
+            var order: [Node?] = Self.topologicalOrder(from: root)
+            func release(_ n: Node) { n.backward = nil; n.inputs = [] }
+            defer { for case let n? in order { release(n) }; node = nil }
+            var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
+            func add(_ g: Tensor, to key: ObjectIdentifier) throws {
+                grads[key] = try grads[key].map { try $0.adding(g) } ?? g
+            }
+            // Leaves get their gradient once no remaining node feeds them: count their uses.
+            var leafUses: [ObjectIdentifier: Int] = [:]
+            for case let n? in order { for case .leaf(let t) in n.inputs { leafUses[ObjectIdentifier(t), default: 0] += 1 } }
             for index in order.indices.reversed() {
-                guard let t = order[index] else { continue }
+                guard let node = order[index] else { continue }
                 order[index] = nil
-                defer { release(t) }
-                guard let g = grads.removeValue(forKey: ObjectIdentifier(t)) else { continue }
-                guard let node = t.node else {
-                    // Reverse topological order: every user of this leaf has already contributed.
-                    try t.accumulateGrad(g)
-                    try onGradientReady?(t)
-                    continue
-                }
-                guard let fn = node.backward else { continue }
-                let inputGrads = try fn(g)
-                for (input, ig) in zip(node.inputs, inputGrads) {
-                    guard let ig, input.requiresGrad else { continue }
-                    let key = ObjectIdentifier(input)
-                    if let existing = grads[key] {
-                        grads[key] = try existing.adding(ig)
-                    } else {
-                        grads[key] = ig
+                defer { release(node) }
+                // A node no gradient reached still counts as having used its leaves.
+                var inputGrads: [Tensor?] = []
+                if let g = grads.removeValue(forKey: ObjectIdentifier(node)), let fn = node.backward { inputGrads = try fn(g) }
+                for (i, input) in node.inputs.enumerated() {
+                    let ig = i < inputGrads.count ? inputGrads[i] : nil
+                    switch input {
+                    case .node(let n):
+                        if let ig { try add(ig, to: ObjectIdentifier(n)) }
+                    case .leaf(let t):
+                        let key = ObjectIdentifier(t)
+                        if let ig { try add(ig, to: key) }
+                        leafUses[key, default: 1] -= 1
+                        if leafUses[key] == 0, let total = grads.removeValue(forKey: key) {
+                            try t.accumulateGrad(total)
+                            try onGradientReady?(t)
+                        }
+                    case .none:
+                        continue
                     }
                 }
             }
@@ -103,17 +130,17 @@ extension Tensor {
         }
     }
 
-    /// Tensors reachable from self, inputs before the ops that use them.
-    private func topologicalOrder() -> [Tensor] {
-        var order: [Tensor] = []
+    /// Nodes reachable from root, each after the nodes that produced its inputs.
+    private static func topologicalOrder(from root: Node) -> [Node?] {
+        var order: [Node?] = []
         var visited = Set<ObjectIdentifier>()
-        var stack: [(Tensor, Bool)] = [(self, false)]
-        while let (t, expanded) = stack.popLast() {
-            if expanded { order.append(t); continue }
-            if visited.contains(ObjectIdentifier(t)) { continue }
-            visited.insert(ObjectIdentifier(t))
-            stack.append((t, true))
-            for input in t.node?.inputs ?? [] where input.requiresGrad && !visited.contains(ObjectIdentifier(input)) {
+        var stack: [(Node, Bool)] = [(root, false)]
+        while let (n, expanded) = stack.popLast() {
+            if expanded { order.append(n); continue }
+            if visited.contains(ObjectIdentifier(n)) { continue }
+            visited.insert(ObjectIdentifier(n))
+            stack.append((n, true))
+            for case .node(let input) in n.inputs where !visited.contains(ObjectIdentifier(input)) {
                 stack.append((input, false))
             }
         }

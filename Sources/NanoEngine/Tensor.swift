@@ -35,9 +35,9 @@ public final class Tensor {
     /// Address of the first element (host pointer on the CPU).
     public var rawPointer: UnsafeMutableRawPointer { storage.pointer + offset * dtype.size }
     /// True when produced by an op on a recorded graph.
-    public var hasGraph: Bool { node != nil }
+    public var hasGraph: Bool { node?.backward != nil }
     /// True for tensors created by the user (not by a recorded op).
-    public var isLeaf: Bool { node == nil }
+    public var isLeaf: Bool { !hasGraph }
 
     /// Typed pointer to the elements. Only meaningful on the CPU.
     public func pointer<T>(as type: T.Type) -> UnsafeMutablePointer<T> {

@@ -39,6 +39,23 @@ import Testing
         #expect(!loss.hasGraph)
     }
 
+    /// The graph holds what backward functions saved, not every intermediate: a residual add's
+    /// inputs (whose values its backward never reads) are freed once forward code drops them.
+    @Test func intermediatesNoBackwardSavedAreFreedAfterForward() throws {
+        let allocator = CPUBackend.shared.allocator
+        let x = try Tensor.randn([512, 512], generator: Generator(seed: 1))   // 1 MiB
+        x.requiresGrad = true
+        let before = allocator.liveBytes
+        let loss = try { () throws -> Tensor in
+            var h = x
+            for _ in 0..<8 { h = try h + x }   // 8 sums of 1 MiB; add saves nothing
+            return try h.sum()
+        }()
+        #expect(allocator.liveBytes - before < 1 << 20, "\(allocator.liveBytes - before) bytes still held by the graph")
+        try loss.backward()
+        #expect(try x.grad!.toArray().allSatisfy { $0 == 9 })
+    }
+
     @Test func backwardOnNonScalarNeedsAGradient() throws {
         let x = try Tensor([1, 2], shape: [2])
         x.requiresGrad = true

@@ -38,16 +38,21 @@ extension Tensor {
         }
         let out = try a.emptyLike(outShape)
         a.backend.binary(op, a, b, out)
+        // add and sub keep only shapes: their inputs' values are freed as soon as forward drops them.
+        let (aShape, bShape, aNeeds, bNeeds) = (a.shape, b.shape, a.requiresGrad, b.requiresGrad)
+        let saved = op == .mul || op == .div ? (a, b) : nil
         return record(name, output: out, inputs: [a, b]) { g in
             switch op {
-            case .add: return [try g.sum(to: a.shape), try g.sum(to: b.shape)]
-            case .sub: return [try g.sum(to: a.shape), try g.affine(scale: -1).sum(to: b.shape)]
-            case .mul: return [a.requiresGrad ? try (g * b).sum(to: a.shape) : nil,
-                               b.requiresGrad ? try (g * a).sum(to: b.shape) : nil]
+            case .add: return [try g.sum(to: aShape), try g.sum(to: bShape)]
+            case .sub: return [try g.sum(to: aShape), try g.affine(scale: -1).sum(to: bShape)]
+            case .mul:
+                let (a, b) = saved!
+                return [aNeeds ? try (g * b).sum(to: aShape) : nil, bNeeds ? try (g * a).sum(to: bShape) : nil]
             case .div:
+                let (a, b) = saved!
                 let ga = try g / b
-                return [a.requiresGrad ? try ga.sum(to: a.shape) : nil,
-                        b.requiresGrad ? try (ga * a / b).affine(scale: -1).sum(to: b.shape) : nil]
+                return [aNeeds ? try ga.sum(to: aShape) : nil,
+                        bNeeds ? try (ga * a / b).affine(scale: -1).sum(to: bShape) : nil]
             }
         }
     }
