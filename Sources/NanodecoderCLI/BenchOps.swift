@@ -29,7 +29,23 @@ struct BenchOps: ParsableCommand {
             try benchRowKernels(backend, rows: rows, width: 4 * width, kernels: [.gelu])
             print("")
             try benchRowKernels(backend, rows: 512, width: 50257, kernels: [.softmax])
+            print("")
         }
+        try benchAttention()
+    }
+
+    /// Fused causal attention forward and backward at workload B's shape (heads of 64), against
+    /// the big GEMMs' rate above. FLOPs counted for the causal half only.
+    private func benchAttention() throws {
+        let (batch, time, heads, dim) = (max(1, rows / 256), 256, width / 64, 64)
+        let qkv = try Tensor.randn([batch, time, 3 * heads * dim], generator: Generator(seed: 1))
+        qkv.requiresGrad = true
+        let g = try Tensor.randn([batch, time, heads * dim], generator: Generator(seed: 2))
+        let flops = 2.0 * Double(batch * heads) * Double(time * time) * Double(dim)   // QKᵀ and PV, causal half
+        let forward = try median { _ = try withNoGrad { try Tensor.packedCausalAttention(qkv: qkv, heads: heads) } }
+        let both = try median { try Tensor.packedCausalAttention(qkv: qkv, heads: heads).backward(gradient: g) }
+        print(String(format: "attention B=%d T=%d H=%d D=%d  forward %.2f ms (%.1f GFLOP/s), forward+backward %.2f ms (%.1f GFLOP/s)",
+                     batch, time, heads, dim, forward * 1e3, flops / forward / 1e9, both * 1e3, 3.5 * flops / both / 1e9))
     }
 
     private func median(_ body: () throws -> Void) rethrows -> Double {

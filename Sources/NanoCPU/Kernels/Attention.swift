@@ -11,7 +11,7 @@ import NanoEngine
 // lets a block's products run over the block's widest key range.
 
 /// Query rows per block: 64 rows × 1024 keys of scores is 256 KB, inside L2.
-private let queryBlock = 64
+private let queryBlock = 32
 
 @inline(__always) private func keepScale(_ s: AttentionShape, head: Int, i: Int, j: Int) -> Float {
     let index = (head * s.queryTime + i) * s.keyTime + j

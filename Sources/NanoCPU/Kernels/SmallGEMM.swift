@@ -63,10 +63,17 @@ func smallGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rowStride: Int, 
     }
 }
 
-/// dst[c·rows + r] = src[r·ld + c]: an r×c block of a row-major matrix, transposed.
+/// dst[c·rows + r] = src[r·ld + c]: an r×c block of a row-major matrix, transposed in 16×16 tiles
+/// (a plain loop writes one cache line per element, column after column: 3× slower here).
 func transposeBlock(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, _ dst: UnsafeMutablePointer<Float>) {
-    for r in 0..<rows {
-        let s = src + r * ld
-        for c in 0..<cols { dst[c * rows + r] = s[c] }
+    for r0 in stride(from: 0, to: rows, by: 16) {
+        let r1 = min(r0 + 16, rows)
+        for c0 in stride(from: 0, to: cols, by: 16) {
+            let c1 = min(c0 + 16, cols)
+            for c in c0..<c1 {
+                let d = dst + c * rows
+                for r in r0..<r1 { d[r] = src[r * ld + c] }
+            }
+        }
     }
 }
