@@ -34,6 +34,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         (try? Device.cpu.backend) as! CPUBackend
     }
 
+    /// While set, every kernel launched is also appended to this tape (see `KernelTape`).
+    public var recording: KernelTape?
+
+    /// Records a kernel call when recording; `kernel` replays it on aliases of the tensors.
+    @inline(__always) private func tape(_ tensors: Tensor?..., kernel: @escaping (CPUBackend, [Tensor?]) -> Void) {
+        recording?.record(self, tensors, kernel)
+    }
+
     public var name: String { "cpu (\(gemmDescription), \(Parallel.threads) threads)" }
 
     // MARK: Memory
@@ -43,16 +51,22 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer, to t: Tensor) {
+        if recording != nil {   // constants made during the step (positions): their memory may be reused later in it
+            let data = Array(bytes)
+            tape(t) { b, t in data.withUnsafeBytes { b.write($0, to: t[0]!) } }
+        }
         guard let base = bytes.baseAddress else { return }
         t.rawPointer.copyMemory(from: base, byteCount: min(bytes.count, t.count * t.dtype.size))
     }
 
     public func read(_ t: Tensor, into bytes: UnsafeMutableRawBufferPointer) {
+        recording?.hostReads += 1
         guard let base = bytes.baseAddress else { return }
         base.copyMemory(from: t.rawPointer, byteCount: min(bytes.count, t.count * t.dtype.size))
     }
 
     public func fill(_ t: Tensor, value: Float) {
+        tape(t) { $0.fill($1[0]!, value: value) }
         let n = t.count
         switch t.dtype {
         case .float32: t.pointer(as: Float.self).update(repeating: value, count: n)
@@ -64,6 +78,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func copy(_ src: Tensor, to dst: Tensor) {
+        tape(src, dst) { $0.copy($1[0]!, to: $1[1]!) }
         let bytes = src.count * src.dtype.size
         let s = src.rawPointer, d = dst.rawPointer
         Parallel.forRange((bytes + 65535) / 65536, costPerItem: 16384) { r in
@@ -73,6 +88,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func cast(_ src: Tensor, to dst: Tensor) {
+        if src.dtype != dst.dtype { tape(src, dst) { $0.cast($1[0]!, to: $1[1]!) } }
         let n = src.count
         if src.dtype == dst.dtype { copy(src, to: dst); return }
         if src.dtype == .float32 && dst.dtype == .bfloat16 {
@@ -113,34 +129,41 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func random(_ t: Tensor, _ distribution: RandomDistribution, seed: UInt64, offset: UInt64) {
+        tape(t) { $0.random($1[0]!, distribution, seed: seed, offset: offset) }
         randomFill(t.pointer(as: Float.self), t.count, distribution, seed: seed, offset: offset)
     }
 
     // MARK: Pointwise
 
     public func unary(_ op: UnaryOp, _ x: Tensor, _ y: Tensor) {
+        tape(x, y) { $0.unary(op, $1[0]!, $1[1]!) }
         unaryForward(op, x.pointer(as: Float.self), y.pointer(as: Float.self), x.count)
     }
 
     public func unaryBackward(_ op: UnaryOp, x: Tensor, dy: Tensor, dx: Tensor) {
+        tape(x, dy, dx) { $0.unaryBackward(op, x: $1[0]!, dy: $1[1]!, dx: $1[2]!) }
         NanoCPU.unaryBackward(op, x.pointer(as: Float.self), dy.pointer(as: Float.self), dx.pointer(as: Float.self), x.count)
     }
 
     public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
+        tape(a, b, out) { $0.binary(op, $1[0]!, $1[1]!, $1[2]!) }
         binaryKernel(op, a.pointer(as: Float.self), a.shape, b.pointer(as: Float.self), b.shape, out.pointer(as: Float.self), out.shape)
     }
 
     public func select(_ cond: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
+        tape(cond, a, b, out) { $0.select($1[0]!, $1[1]!, $1[2]!, $1[3]!) }
         selectKernel(cond.pointer(as: Float.self), cond.shape, a.pointer(as: Float.self), a.shape,
                      b.pointer(as: Float.self), b.shape, out.pointer(as: Float.self), out.shape)
     }
 
     public func permute(_ x: Tensor, _ perm: [Int], _ out: Tensor) {
+        tape(x, out) { $0.permute($1[0]!, perm, $1[1]!) }
         permuteKernel(x.rawPointer, x.shape, perm, out.rawPointer, elementSize: x.dtype.size)
     }
 
     public func copySlices(_ src: Tensor, _ srcView: AxisView, srcStart: Int, _ dst: Tensor, _ dstView: AxisView,
                            dstStart: Int, length: Int) {
+        tape(src, dst) { $0.copySlices($1[0]!, srcView, srcStart: srcStart, $1[1]!, dstView, dstStart: dstStart, length: length) }
         copySlicesKernel(src.rawPointer, srcView, srcStart: srcStart, dst.rawPointer, dstView, dstStart: dstStart,
                          length: length, elementSize: src.dtype.size)
     }
@@ -149,6 +172,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, _ out: Tensor, batch: Int, m: Int, n: Int, k: Int,
                        transA: Bool, transB: Bool, accumulate: Bool) {
+        tape(a, b, bias, out) { $0.matmul($1[0]!, $1[1]!, bias: $1[2], $1[3]!, batch: batch, m: m, n: n, k: k, transA: transA, transB: transB, accumulate: accumulate) }
         let type: OneDNNMatmul.ElementType = a.dtype == .bfloat16 ? .bfloat16 : .float32
         let run = type == .float32 && fp32Library == .openBLAS ? openBLAS.run : { a, b, bias, c, batch, m, n, k, ta, tb, acc in
             self.gemm.run(type, a: a, b: b, bias: bias, c: c, batch: batch, m: m, n: n, k: k, transA: ta, transB: tb, accumulate: acc)
@@ -172,24 +196,29 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     // MARK: Rows and reductions
 
     public func reduce(_ op: ReduceOp, _ x: Tensor, _ view: AxisView, _ out: Tensor) {
+        tape(x, out) { $0.reduce(op, $1[0]!, view, $1[1]!) }
         reduceKernel(op, x.pointer(as: Float.self), view, out.pointer(as: Float.self))
     }
 
     public func softmax(_ x: Tensor, _ y: Tensor, rows: Int, cols: Int, log: Bool) {
+        tape(x, y) { $0.softmax($1[0]!, $1[1]!, rows: rows, cols: cols, log: log) }
         softmaxForward(x.pointer(as: Float.self), y.pointer(as: Float.self), rows: rows, cols: cols, log: log)
     }
 
     public func softmaxBackward(y: Tensor, dy: Tensor, dx: Tensor, rows: Int, cols: Int, log: Bool) {
+        tape(y, dy, dx) { $0.softmaxBackward(y: $1[0]!, dy: $1[1]!, dx: $1[2]!, rows: rows, cols: cols, log: log) }
         NanoCPU.softmaxBackward(y.pointer(as: Float.self), dy.pointer(as: Float.self), dx.pointer(as: Float.self),
                                 rows: rows, cols: cols, log: log)
     }
 
     public func cumsum(_ x: Tensor, _ view: AxisView, _ out: Tensor, reverse: Bool) {
+        tape(x, out) { $0.cumsum($1[0]!, view, $1[1]!, reverse: reverse) }
         cumsumKernel(x.pointer(as: Float.self), view, out.pointer(as: Float.self), reverse: reverse)
     }
 
     public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float, y: Tensor, mean: Tensor, rstd: Tensor,
                           rows: Int, cols: Int) {
+        tape(x, weight, bias, y, mean, rstd) { $0.layerNorm($1[0]!, weight: $1[1], bias: $1[2], eps: eps, y: $1[3]!, mean: $1[4]!, rstd: $1[5]!, rows: rows, cols: cols) }
         layerNormForward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) },
                          bias.map { UnsafePointer($0.pointer(as: Float.self)) }, eps: eps, y.pointer(as: Float.self),
                          mean.pointer(as: Float.self), rstd.pointer(as: Float.self), rows: rows, cols: cols)
@@ -197,6 +226,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func layerNormBackward(_ x: Tensor, weight: Tensor?, mean: Tensor, rstd: Tensor, dy: Tensor, dx: Tensor,
                                   dweight: Tensor?, dbias: Tensor?, rows: Int, cols: Int) {
+        tape(x, weight, mean, rstd, dy, dx, dweight, dbias) { $0.layerNormBackward($1[0]!, weight: $1[1], mean: $1[2]!, rstd: $1[3]!, dy: $1[4]!, dx: $1[5]!, dweight: $1[6], dbias: $1[7], rows: rows, cols: cols) }
         NanoCPU.layerNormBackward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) },
                                   mean.pointer(as: Float.self), rstd.pointer(as: Float.self), dy.pointer(as: Float.self),
                                   dx.pointer(as: Float.self), dweight?.pointer(as: Float.self), dbias?.pointer(as: Float.self),
@@ -204,12 +234,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, y: Tensor, rstd: Tensor, rows: Int, cols: Int) {
+        tape(x, weight, y, rstd) { $0.rmsNorm($1[0]!, weight: $1[1], eps: eps, y: $1[2]!, rstd: $1[3]!, rows: rows, cols: cols) }
         rmsNormForward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) }, eps: eps,
                        y.pointer(as: Float.self), rstd.pointer(as: Float.self), rows: rows, cols: cols)
     }
 
     public func rmsNormBackward(_ x: Tensor, weight: Tensor?, rstd: Tensor, dy: Tensor, dx: Tensor, dweight: Tensor?,
                                 rows: Int, cols: Int) {
+        tape(x, weight, rstd, dy, dx, dweight) { $0.rmsNormBackward($1[0]!, weight: $1[1], rstd: $1[2]!, dy: $1[3]!, dx: $1[4]!, dweight: $1[5], rows: rows, cols: cols) }
         NanoCPU.layerNormBackward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) },
                                   rstd.pointer(as: Float.self), rstd.pointer(as: Float.self), dy.pointer(as: Float.self),
                                   dx.pointer(as: Float.self), dweight?.pointer(as: Float.self), nil,
@@ -219,12 +251,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     // MARK: Attention and loss
 
     public func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, _ shape: AttentionShape) {
+        tape(q, k, v, out, lse) { $0.attention(q: $1[0]!, k: $1[1]!, v: $1[2]!, out: $1[3]!, lse: $1[4]!, shape) }
         attentionForward(q.pointer(as: Float.self), k.pointer(as: Float.self), v.pointer(as: Float.self),
                          out.pointer(as: Float.self), lse.pointer(as: Float.self), shape)
     }
 
     public func attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dout: Tensor,
                                   dq: Tensor, dk: Tensor, dv: Tensor, _ shape: AttentionShape) {
+        tape(q, k, v, out, lse, dout, dq, dk, dv) { $0.attentionBackward(q: $1[0]!, k: $1[1]!, v: $1[2]!, out: $1[3]!, lse: $1[4]!, dout: $1[5]!, dq: $1[6]!, dk: $1[7]!, dv: $1[8]!, shape) }
         NanoCPU.attentionBackward(q.pointer(as: Float.self), k.pointer(as: Float.self), v.pointer(as: Float.self),
                                   out.pointer(as: Float.self), lse.pointer(as: Float.self), dout.pointer(as: Float.self),
                                   dq.pointer(as: Float.self), dk.pointer(as: Float.self), dv.pointer(as: Float.self), shape)
@@ -232,12 +266,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func crossEntropy(logits: Tensor, targets: Tensor, losses: Tensor, lse: Tensor, rows: Int, classes: Int,
                              ignoreIndex: Int32) {
+        tape(logits, targets, losses, lse) { $0.crossEntropy(logits: $1[0]!, targets: $1[1]!, losses: $1[2]!, lse: $1[3]!, rows: rows, classes: classes, ignoreIndex: ignoreIndex) }
         crossEntropyForward(logits.pointer(as: Float.self), targets.pointer(as: Int32.self), losses.pointer(as: Float.self),
                             lse.pointer(as: Float.self), rows: rows, classes: classes, ignoreIndex: ignoreIndex)
     }
 
     public func crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dlogits: Tensor, scale: Float,
                                      rows: Int, classes: Int, ignoreIndex: Int32) {
+        tape(logits, targets, lse, dlogits) { $0.crossEntropyBackward(logits: $1[0]!, targets: $1[1]!, lse: $1[2]!, dlogits: $1[3]!, scale: scale, rows: rows, classes: classes, ignoreIndex: ignoreIndex) }
         NanoCPU.crossEntropyBackward(logits.pointer(as: Float.self), targets.pointer(as: Int32.self), lse.pointer(as: Float.self),
                                      dlogits.pointer(as: Float.self), scale: scale, rows: rows, classes: classes,
                                      ignoreIndex: ignoreIndex)
@@ -246,37 +282,45 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     // MARK: Indexing
 
     public func indexSelect(_ x: Tensor, _ view: AxisView, index: Tensor, _ out: Tensor) {
+        tape(x, index, out) { $0.indexSelect($1[0]!, view, index: $1[1]!, $1[2]!) }
         indexSelectKernel(x.rawPointer, view, index.pointer(as: Int32.self), index.count, out.rawPointer, elementSize: x.dtype.size)
     }
 
     public func indexAdd(_ src: Tensor, index: Tensor, _ out: Tensor, _ outView: AxisView) {
+        tape(src, index, out) { $0.indexAdd($1[0]!, index: $1[1]!, $1[2]!, outView) }
         indexAddKernel(src.pointer(as: Float.self), index.pointer(as: Int32.self), index.count, out.pointer(as: Float.self), outView)
     }
 
     public func gather(_ x: Tensor, _ view: AxisView, index: Tensor, _ out: Tensor, indexAxis: Int) {
+        tape(x, index, out) { $0.gather($1[0]!, view, index: $1[1]!, $1[2]!, indexAxis: indexAxis) }
         gatherKernel(x.pointer(as: Float.self), view, index.pointer(as: Int32.self), out.pointer(as: Float.self), indexAxis: indexAxis)
     }
 
     public func scatterAdd(_ src: Tensor, index: Tensor, indexAxis: Int, _ out: Tensor, _ outView: AxisView) {
+        tape(src, index, out) { $0.scatterAdd($1[0]!, index: $1[1]!, indexAxis: indexAxis, $1[2]!, outView) }
         scatterAddKernel(src.pointer(as: Float.self), index.pointer(as: Int32.self), indexAxis: indexAxis,
                          out.pointer(as: Float.self), outView)
     }
 
     public func topK(_ x: Tensor, rows: Int, cols: Int, k: Int, values: Tensor, indices: Tensor) {
+        tape(x, values, indices) { $0.topK($1[0]!, rows: rows, cols: cols, k: k, values: $1[1]!, indices: $1[2]!) }
         topKKernel(x.pointer(as: Float.self), rows: rows, cols: cols, k: k, values.pointer(as: Float.self),
                    indices.pointer(as: Int32.self))
     }
 
     public func adamW(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, _ h: AdamWStep) {
+        tape(param, grad, m, v) { $0.adamW(param: $1[0]!, grad: $1[1]!, m: $1[2]!, v: $1[3]!, h) }
         adamWKernel(param.pointer(as: Float.self), grad.pointer(as: Float.self), m.pointer(as: Float.self),
                     v.pointer(as: Float.self), param.count, h)
     }
 
     public func sumOfSquares(_ x: Tensor) -> Double {
-        sumOfSquaresKernel(x.pointer(as: Float.self), x.count)
+        recording?.hostReads += 1
+        return sumOfSquaresKernel(x.pointer(as: Float.self), x.count)
     }
 
     public func indexRange(_ index: Tensor) -> (min: Int32, max: Int32) {
+        recording?.hostReads += 1
         let p = index.pointer(as: Int32.self)
         var lo = Int32.max, hi = Int32.min
         for i in 0..<index.count { lo = min(lo, p[i]); hi = max(hi, p[i]) }

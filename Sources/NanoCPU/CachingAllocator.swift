@@ -17,6 +17,9 @@ public final class CachingAllocator: StorageAllocator, @unchecked Sendable {
     /// Number of system allocations made so far.
     public private(set) var systemAllocations = 0
     private let caching: Bool
+    /// Blocks a recorded kernel tape uses (see `pin`), and those of them their tensors released.
+    private var pinned: Set<UnsafeMutableRawPointer> = []
+    private var held: [UnsafeMutableRawPointer: Int] = [:]
 
     public init(caching: Bool = ProcessInfo.processInfo.environment["NANODECODER_NO_CACHE"] == nil) {
         self.caching = caching
@@ -54,6 +57,10 @@ public final class CachingAllocator: StorageAllocator, @unchecked Sendable {
     public func release(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
         let size = Self.bucket(byteCount)
         lock.lock(); defer { lock.unlock() }
+        if pinned.contains(pointer) {   // a tape still replays into it: keep it out of the free list
+            held[pointer] = size
+            return
+        }
         liveBytes -= size
         if caching {
             free[size, default: []].append(pointer)
@@ -61,6 +68,33 @@ public final class CachingAllocator: StorageAllocator, @unchecked Sendable {
             reservedBytes -= size
             Foundation.free(pointer)
         }
+    }
+
+    /// Reserves blocks for a recorded kernel tape (`KernelTape.blocks`: pointer → byte count):
+    /// cached free ones leave the free list, and live ones will not return to it when their tensors
+    /// go, so nothing else is handed memory the tape replays into. Undo with `unpin`.
+    public func pin(_ blocks: [UnsafeMutableRawPointer: Int]) {
+        lock.lock(); defer { lock.unlock() }
+        for (pointer, bytes) in blocks where !pinned.contains(pointer) {
+            pinned.insert(pointer)
+            let size = Self.bucket(bytes)
+            if let i = free[size]?.firstIndex(of: pointer) {
+                free[size]!.remove(at: i)
+                liveBytes += size
+                held[pointer] = size
+            }
+        }
+    }
+
+    /// Gives pinned blocks back: those whose tensors are gone return to the free list.
+    public func unpin(_ blocks: [UnsafeMutableRawPointer: Int]) {
+        var released: [(UnsafeMutableRawPointer, Int)] = []
+        lock.lock()
+        for pointer in blocks.keys where pinned.remove(pointer) != nil {
+            if let size = held.removeValue(forKey: pointer) { released.append((pointer, size)) }
+        }
+        lock.unlock()
+        for (pointer, size) in released { release(pointer, byteCount: size) }
     }
 
     /// Returns every cached block to the system.

@@ -16,6 +16,8 @@ public struct TrainConfig: Equatable, Sendable {
     public var gradClip: Float = 1
     /// ZeRO stage under data parallelism: 0 (off) or 1 (optimizer state sharded across ranks).
     public var zero = 0
+    /// Record the first step's kernels and replay them afterwards (see `CompiledStep`).
+    public var compile = false
     // lr_schedule
     public var learningRate: Float = 1e-3, minLr: Float = 1e-4
     public var warmupIters = 100, lrDecayIters = 2000
@@ -81,6 +83,7 @@ extension TrainConfig {
         ("training", "seed", .int(\.seed, minimum: 0)),
         ("training", "grad_clip", .float(\.gradClip, minimum: 0)),
         ("training", "zero", .int(\.zero, minimum: 0)),
+        ("training", "compile", .bool(\.compile)),
         ("lr_schedule", "learning_rate", .float(\.learningRate, minimum: 0)),
         ("lr_schedule", "min_lr", .float(\.minLr, minimum: 0)),
         ("lr_schedule", "warmup_iters", .int(\.warmupIters, minimum: 0)),

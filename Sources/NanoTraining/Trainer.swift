@@ -137,6 +137,13 @@ public final class Trainer {
         let peak = try Self.measuredPeakFLOPS()
         log(String(format: "backend: %@; MFU is against the measured GEMM rate %.0f GFLOP/s", CPUBackend.shared.name, peak / 1e9))
         var stepTimes: [Double] = [], stepTokens: [Int] = []
+        // compile: true records the first step's kernels and replays them (CompiledStep).
+        var compiled: CompiledStep? = nil
+        var compiling = config.compile
+        if compiling, let reason = CompiledStep.unsupported(task: task, config: config, distributed: communicator.isDistributed) {
+            log("compile: running eagerly: \(reason)")
+            compiling = false
+        }
         let runStart = Date()
 
         while state.step <= config.maxIters {
@@ -176,10 +183,26 @@ public final class Trainer {
 
             let t0 = DispatchTime.now().uptimeNanoseconds
             let lr = schedule(it)
-            task.module.zeroGrad()
             var lossSum: Float = 0, tokens = 0
             var parts = MoEStepStats()
-            for micro in 0..<config.gradientAccumulationSteps {
+            var replayed = false
+            if compiling, let lm = task as? LanguageModelTask {
+                if let step = compiled {
+                    if let r = try step.run(task: lm, generator: dataGenerator, shard: shard) {
+                        (lossSum, tokens, replayed) = (r.lossSum, r.tokens, true)
+                    } else {
+                        log("compile: the batch shape changed; running eagerly from here on")
+                        (compiled, compiling) = (nil, false)
+                    }
+                } else {
+                    let c = try CompiledStep.capture(task: lm, microSteps: config.gradientAccumulationSteps,
+                                                     generator: dataGenerator, shard: shard)
+                    (compiled, lossSum, tokens, replayed) = (c.step, c.lossSum, c.tokens, true)
+                    log("compile: recorded \(c.step.kernelCount) kernels at step \(it); later steps replay them")
+                }
+            }
+            if !replayed { task.module.zeroGrad() }
+            for micro in 0..<(replayed ? 0 : config.gradientAccumulationSteps) {
                 let (loss, n) = try task.trainingLoss(step: it, micro: micro, generator: dataGenerator, shard: shard)
                 lossSum += try loss.lm.item()
                 tokens += n

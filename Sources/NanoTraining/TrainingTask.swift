@@ -100,12 +100,18 @@ public final class LanguageModelTask: TrainingTask {
     }
 
     public func trainingLoss(step: Int, micro: Int, generator: Generator, shard: DataShard) throws -> (loss: ModelLoss, tokens: Int) {
+        let (x, y) = try trainingBatch(generator: generator, shard: shard)
+        return (try model.loss(x, targets: y, training: true), x.count)
+    }
+
+    /// This rank's rows of the next training batch: tokens and next-token targets [rows, block_size].
+    public func trainingBatch(generator: Generator, shard: DataShard) throws -> (x: Tensor, y: Tensor) {
         // Every rank draws the whole global batch's window positions from the shared stream and
         // keeps its own rows, so N ranks see exactly the windows one process would.
         let starts = try dataset.train.randomStarts(count: config.batchSize, blockSize: config.blockSize, generator: generator)
         let mine = Array(starts[shard.rows(of: config.batchSize)])
         let (x, y) = try dataset.train.batch(starts: mine, blockSize: config.blockSize)
-        return (try model.loss(x, targets: y, training: true), mine.count * config.blockSize)
+        return (x, y)
     }
 
     /// Mean loss over eval_iters batches of a split, without dropout or graph.

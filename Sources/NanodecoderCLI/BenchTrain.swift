@@ -19,6 +19,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Untimed steps first.") var warmup: Int = 5
     @Option(help: "Text file (char-level tokens).") var data: String = "../shared/data/tinyshakespeare.txt"
     @Option(help: "Peak GFLOP/s for MFU (default: best fp32 1024³ matmul measured here).") var peakGflops: Double?
+    @Flag(help: "Record the first step's kernels and replay them (the config's compile: true).") var compile = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func config() throws -> TrainConfig {
@@ -61,14 +62,26 @@ struct BenchTrain: ParsableCommand {
                        model.parameterCount, model.activeParameterCount, flopsPerToken / 1e6, CPUBackend.shared.name, peak))
             let generator = Generator(seed: 1337)
             var times: [Double] = [], firstLoss: Float = .nan, lastLoss: Float = .nan
+            if compile, let reason = CompiledStep.unsupported(task: task, config: cfg, distributed: false) {
+                throw ValidationError("--compile: \(reason)")
+            }
+            var compiled: CompiledStep? = nil
             for step in 0..<(warmup + steps) {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                model.zeroGrad()
-                let (loss, _) = try task.trainingLoss(step: step, micro: 0, generator: generator, shard: .whole)
-                try loss.total.backward()
+                let value: Float
+                if compile, let replay = compiled {
+                    value = try replay.run(task: task, generator: generator, shard: .whole)!.lossSum
+                } else if compile {
+                    let captured = try CompiledStep.capture(task: task, microSteps: 1, generator: generator, shard: .whole)
+                    (compiled, value) = (captured.step, captured.lossSum)
+                } else {
+                    model.zeroGrad()
+                    let (loss, _) = try task.trainingLoss(step: step, micro: 0, generator: generator, shard: .whole)
+                    try loss.total.backward()
+                    value = try loss.lm.item()
+                }
                 try optimizer.clipGradients(maxNorm: cfg.gradClip)
                 try optimizer.update(learningRate: cfg.learningRate)
-                let value = try loss.lm.item()
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 if step == 0 { firstLoss = value }
                 lastLoss = value
@@ -83,7 +96,7 @@ struct BenchTrain: ParsableCommand {
             let rssMB = Double(usage.ru_maxrss) / 1024
             let allocator = CPUBackend.shared.allocator
             let result: [String: Any] = [
-                "workload": workload, "impl": "nanodecoder", "precision": "fp32", "threads": Parallel.threads,
+                "workload": workload, "impl": "nanodecoder", "compile": compile, "precision": "fp32", "threads": Parallel.threads,
                 "ms_per_step": median * 1000, "tokens_per_s": tokensPerSecond, "gflops": gflops, "mfu": gflops / peak,
                 "peak_rss_mb": rssMB, "peak_tensor_mb": Double(allocator.peakLiveBytes) / 1048576,
                 "peak_reserved_mb": Double(allocator.peakReservedBytes) / 1048576, "loss": lastLoss, "loss_step0": firstLoss, "params_total": model.parameterCount,

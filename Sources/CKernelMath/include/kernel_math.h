@@ -130,4 +130,8 @@ ND_INLINE void nd_f32_to_bf16(const float *src, uint16_t *dst, long n) {
 ND_INLINE void nd_bf16_to_f32(const uint16_t *src, float *dst, long n) {
     for (long i = 0; i < n; i++) { uint32_t b = (uint32_t)src[i] << 16; __builtin_memcpy(dst + i, &b, 4); }
 }
+/// dst[c·rows + r] = src[r·ld + c] for r < rows, c < cols: a row-major block transposed, 8×8
+/// tiles at a time through registers (AVX2 shuffles), the edges element by element.
+void nd_transpose(const float *src, long rows, long cols, long ld, float *dst);
+
 #endif

@@ -1,3 +1,4 @@
+import CKernelMath
 // A register-tiled matrix multiply for the small blocks inside fused kernels (attention), run by
 // one thread on data that sits in L1/L2. The big GEMMs go to oneDNN/OpenBLAS (GEMM.swift); these
 // blocks are too small, and too many, to pay for a library call each.
@@ -63,17 +64,9 @@ func smallGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, rowStride: Int, 
     }
 }
 
-/// dst[c·rows + r] = src[r·ld + c]: an r×c block of a row-major matrix, transposed in 16×16 tiles
-/// (a plain loop writes one cache line per element, column after column: 3× slower here).
+/// dst[c·rows + r] = src[r·ld + c]: an r×c block of a row-major matrix, transposed (8×8 register
+/// tiles in C; a plain loop writes one cache line per element and cost 3× as much here).
+@inline(__always)
 func transposeBlock(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, _ dst: UnsafeMutablePointer<Float>) {
-    for r0 in stride(from: 0, to: rows, by: 16) {
-        let r1 = min(r0 + 16, rows)
-        for c0 in stride(from: 0, to: cols, by: 16) {
-            let c1 = min(c0 + 16, cols)
-            for c in c0..<c1 {
-                let d = dst + c * rows
-                for r in r0..<r1 { d[r] = src[r * ld + c] }
-            }
-        }
-    }
+    nd_transpose(src, rows, cols, ld, dst)
 }
