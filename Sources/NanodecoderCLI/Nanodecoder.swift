@@ -6,7 +6,7 @@ struct Nanodecoder: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nanodecoder",
         abstract: "Build, train, evaluate and sample decoder-only transformers.",
-        subcommands: [Prepare.self, TokenizerCommand.self, Train.self, Sample.self, Eval.self, FineTune.self, Classify.self, Chat.self, LoRACommand.self, Runs.self, Plot.self, Dashboard.self, ImportCommand.self, ExportCommand.self, Bench.self])
+        subcommands: [Prepare.self, TokenizerCommand.self, Train.self, Sample.self, Eval.self, FineTune.self, Classify.self, Chat.self, LoRACommand.self, Runs.self, Plot.self, Dashboard.self, ImportCommand.self, ExportCommand.self, Bench.self, CUDACommand.self])
 
     /// Errors from the library carry file, key and expectation: print just that (no usage text).
     static func reporting(_ body: () throws -> Void) throws {

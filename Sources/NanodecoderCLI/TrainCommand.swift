@@ -11,8 +11,14 @@ struct Train: ParsableCommand {
     @Flag(help: "Continue from the run folder's last checkpoint.") var resume = false
     @Flag(help: "Start over in a run folder that already holds a checkpoint (replaces it).") var overwrite = false
     @Option(help: "Data-parallel processes on this machine (runs mpirun itself; or launch with mpirun/srun directly).") var nproc: Int?
+    @Option(help: "cpu, or cuda (not available yet: says what it finds).") var device = "cpu"
 
     func run() throws {
+        switch device {
+        case "cpu": break
+        case "cuda": try CUDACommand.requireBackend()
+        default: throw ValidationError("--device: expected cpu or cuda, got '\(device)'")
+        }
         try DistributedLaunch.relaunchIfNeeded(nproc: nproc)
         try Nanodecoder.reporting {
             var cfg = try TrainConfig.load(file: config, overrides: overrides)
