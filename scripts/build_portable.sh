@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-NANODECODER_CPU=${NANODECODER_CPU:-haswell} swift build -c release --static-swift-stdlib --build-path .build-portable
+NANODECODER_CPU=${NANODECODER_CPU:-haswell} swift build -c release --static-swift-stdlib --build-path .build-portable --product nanodecoder
 bin=.build-portable/release/nanodecoder
 echo "built $bin ($(du -h "$bin" | cut -f1)); shared libraries it needs:"
 ldd "$bin" | awk '{print "  " $1}'

@@ -70,7 +70,10 @@ struct BenchTrain: ParsableCommand {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 let value: Float
                 if compile, let replay = compiled {
-                    value = try replay.run(task: task, generator: generator, shard: .whole)!.lossSum
+                    guard let replayed = try replay.run(task: task, generator: generator, shard: .whole) else {
+                        throw ValidationError("--compile: the batch shape changed between steps")
+                    }
+                    value = replayed.lossSum
                 } else if compile {
                     let captured = try CompiledStep.capture(task: task, microSteps: 1, generator: generator, shard: .whole)
                     (compiled, value) = (captured.step, captured.lossSum)
