@@ -24,15 +24,16 @@ private let queryBlock = 32
     s.causal ? s.keyTime - s.queryTime + i + 1 : s.keyTime
 }
 
-/// Per-thread scratch: Kᵀ (D × Tk), Vᵀ, and two score blocks (queryBlock × Tk).
+/// Per-thread scratch: Kᵀ (D × Tk), Vᵀ, two score blocks (queryBlock × Tk), and one softmax
+/// denominator per query row of a block.
 private struct AttentionScratch {
     let kt: UnsafeMutablePointer<Float>, vt: UnsafeMutablePointer<Float>
-    let scores: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>
+    let scores: UnsafeMutablePointer<Float>, grads: UnsafeMutablePointer<Float>, totals: UnsafeMutablePointer<Float>
     private let base: UnsafeMutablePointer<Float>
     init(_ s: AttentionShape) {
         let kv = s.headDim * s.keyTime, block = queryBlock * s.keyTime
-        base = .allocate(capacity: 2 * kv + 2 * block)
-        kt = base; vt = base + kv; scores = base + 2 * kv; grads = scores + block
+        base = .allocate(capacity: 2 * kv + 2 * block + queryBlock)
+        kt = base; vt = base + kv; scores = base + 2 * kv; grads = scores + block; totals = grads + block
     }
     func release() { base.deallocate() }
 }
@@ -53,21 +54,24 @@ func attentionForward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v:
                 // S = Q·Kᵀ for the block's rows and its widest key range.
                 smallGEMM(m: rows, n: n, k: D, a: qh + i0 * ld, rowStride: ld, colStride: 1,
                           b: scratch.kt, ldb: TK, c: sc, ldc: n, accumulate: false)
+                // Unnormalised probabilities exp(s − max); each output row is divided by its sum after P·V.
                 for r in 0..<rows {
                     let i = i0 + r, row = sc + r * n, visible = visibleKeys(s, i)
                     let m = maxOfRow(row, visible) * s.scale
-                    let scale = F16x(repeating: s.scale), mv = F16x(repeating: m)
-                    map16(row, row, visible) { nd_exp($0 * scale - mv) }
-                    let total = sum16(row, visible)
+                    let total = expInPlace(row, visible, scale: s.scale, shift: m)
                     lse[h * TQ + i] = m + Foundation.log(total)
-                    let inv = F16x(repeating: 1 / total)
-                    map16(row, row, visible) { $0 * inv }
+                    scratch.totals[r] = 1 / total
                     if visible < n { (row + visible).update(repeating: 0, count: n - visible) }
                     if s.dropout > 0 { for j in 0..<visible { row[j] *= keepScale(s, head: h, i: i, j: j) } }
                 }
                 // O = P·V.
+                let ob = oh + i0 * at.outRow
                 smallGEMM(m: rows, n: D, k: n, a: sc, rowStride: n, colStride: 1,
-                          b: vh, ldb: ld, c: oh + i0 * at.outRow, ldc: at.outRow, accumulate: false)
+                          b: vh, ldb: ld, c: ob, ldc: at.outRow, accumulate: false)
+                for r in 0..<rows {
+                    let inv = F16x(repeating: scratch.totals[r]), o = ob + r * at.outRow
+                    map16(o, o, D) { $0 * inv }
+                }
             }
         }
     }
@@ -101,17 +105,15 @@ func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v
                 for r in 0..<rows {
                     let i = i0 + r, pr = p + r * n, dr = ds + r * n, visible = visibleKeys(s, i)
                     let di = dot16(gb + r * ldo, oh + i * ldo, D)   // Σ_j P'_ij (dO_i·V_j) = dO_i·O_i
-                    let scale = F16x(repeating: s.scale), l = F16x(repeating: lse[h * TQ + i])
-                    map16(pr, pr, visible) { nd_exp($0 * scale - l) }
                     if s.dropout > 0 {
+                        _ = expInPlace(pr, visible, scale: s.scale, shift: lse[h * TQ + i])
                         for j in 0..<visible {
                             let z = keepScale(s, head: h, i: i, j: j)
                             dr[j] = pr[j] * (dr[j] * z - di) * s.scale
                             pr[j] *= z
                         }
                     } else {
-                        let dv = F16x(repeating: di)
-                        zip16(pr, dr, dr, visible) { pv, gv in pv * (gv - dv) * scale }
+                        softmaxGradientRow(pr, dr, visible, scale: s.scale, lse: lse[h * TQ + i], delta: di)
                     }
                     if visible < n {
                         (pr + visible).update(repeating: 0, count: n - visible)
@@ -124,6 +126,44 @@ func attentionBackward(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v
                 smallGEMM(m: rows, n: D, k: n, a: ds, rowStride: n, colStride: 1, b: kh, ldb: ld, c: dqh + i0 * ld, ldc: ld, accumulate: false)
             }
         }
+    }
+}
+
+/// x[j] = exp(x[j]·scale − shift) for j < n, in one pass that also returns their sum.
+@inline(__always) private func expInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int, scale: Float, shift: Float) -> Float {
+    let sv = F16x(repeating: scale), mv = F16x(repeating: shift)
+    var acc = F16x(repeating: 0), j = 0
+    while j + 16 <= n {
+        let e = nd_exp(load16(x + j) * sv - mv)
+        store16(e, x + j)
+        acc += e
+        j += 16
+    }
+    var total = hsum(acc)
+    if j < n {
+        let e = nd_exp(loadPartial(x + j, n - j) * sv - mv)
+        storePartial(e, x + j, n - j)
+        for t in 0..<(n - j) { total += e[t] }
+    }
+    return total
+}
+
+/// One row of attention backward in one pass: p = exp(s·scale − lse) replaces the scores s, and
+/// dS = p·(dP − delta)·scale replaces dP.
+@inline(__always) private func softmaxGradientRow(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ n: Int,
+                                                  scale: Float, lse: Float, delta: Float) {
+    let sv = F16x(repeating: scale), lv = F16x(repeating: lse), dv = F16x(repeating: delta)
+    var j = 0
+    while j + 16 <= n {
+        let e = nd_exp(load16(p + j) * sv - lv)
+        store16(e, p + j)
+        store16(e * (load16(g + j) - dv) * sv, g + j)
+        j += 16
+    }
+    if j < n {
+        let e = nd_exp(loadPartial(p + j, n - j) * sv - lv)
+        storePartial(e, p + j, n - j)
+        storePartial(e * (loadPartial(g + j, n - j) - dv) * sv, g + j, n - j)
     }
 }
 
