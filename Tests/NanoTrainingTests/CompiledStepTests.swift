@@ -35,6 +35,28 @@ import Testing
         #expect(eager.trainer.state.bestValLoss == compiled.trainer.state.bestValLoss)
     }
 
+    /// Stopped (as by Ctrl-C) and resumed, a compiled run records again and still gives the eager losses.
+    @Test func aResumedCompiledRunGivesTheEagerLosses() throws {
+        let data = try makeDataset()
+        let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"
+        var config = tinyConfig(dataset: data, runs: runs)
+        let eager = try train(config, runs: runs, name: "eager")
+        config.compile = true
+        let first = try Trainer(config: config, runDir: runs + "/resumed")
+        first.log = { _ in }
+        first.onStep = { step, _ in if step == 5 { first.stop.request() } }
+        try first.train()
+        let second = try Trainer(config: config, runDir: runs + "/resumed")
+        second.log = { _ in }
+        try second.resume()
+        try second.train()
+        let resumed = first.losses.merging(second.losses) { a, _ in a }
+        for step in 0..<config.maxIters {
+            let a = eager.trainer.losses[step]!, b = resumed[step]!
+            #expect(abs(a - b) <= 1e-6 * abs(a), "step \(step): eager \(a), compiled + resumed \(b)")
+        }
+    }
+
     @Test func whatCannotReplayRunsEagerlyWithAMessage() throws {
         let data = try makeDataset()
         let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"
