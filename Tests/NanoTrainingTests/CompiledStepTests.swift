@@ -42,15 +42,7 @@ import Testing
         var config = tinyConfig(dataset: data, runs: runs)
         let eager = try train(config, runs: runs, name: "eager")
         config.compile = true
-        let first = try Trainer(config: config, runDir: runs + "/resumed")
-        first.log = { _ in }
-        first.onStep = { step, _ in if step == 5 { first.stop.request() } }
-        try first.train()
-        let second = try Trainer(config: config, runDir: runs + "/resumed")
-        second.log = { _ in }
-        try second.resume()
-        try second.train()
-        let resumed = first.losses.merging(second.losses) { a, _ in a }
+        let resumed = try trainStoppedAndResumed(config, runDir: runs + "/resumed", stopAt: 5).losses
         for step in 0..<config.maxIters {
             let a = eager.trainer.losses[step]!, b = resumed[step]!
             #expect(abs(a - b) <= 1e-6 * abs(a), "step \(step): eager \(a), compiled + resumed \(b)")

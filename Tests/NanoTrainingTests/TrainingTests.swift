@@ -33,6 +33,20 @@ func tinyConfig(dataset: String, runs: String) -> TrainConfig {
     return c
 }
 
+/// Trains `config` in runDir, stopped after `stopAt` steps as Ctrl-C would stop it, then resumed to
+/// the end. Returns the losses of both runs by step and the two trainers.
+func trainStoppedAndResumed(_ config: TrainConfig, runDir: String, stopAt: Int) throws -> (losses: [Int: Float], first: Trainer, second: Trainer) {
+    let first = try Trainer(config: config, runDir: runDir)
+    first.log = { _ in }
+    first.onStep = { step, _ in if step == stopAt { first.stop.request() } }
+    try first.train()
+    let second = try Trainer(config: config, runDir: runDir)
+    second.log = { _ in }
+    try second.resume()
+    try second.train()
+    return (first.losses.merging(second.losses) { a, _ in a }, first, second)
+}
+
 @Suite(.serialized) struct TrainingTests {
     @Test func resumingGivesBitwiseTheSameLossesAsTrainingStraight() throws {
         let data = try makeDataset()
@@ -44,17 +58,8 @@ func tinyConfig(dataset: String, runs: String) -> TrainConfig {
         straight.log = { _ in }
         try straight.train()
 
-        let first = try Trainer(config: config, runDir: runs + "/resumed")
-        first.log = { _ in }
-        first.onStep = { step, _ in if step == 3 { first.stop.request() } }
-        try first.train()
+        let (resumed, first, second) = try trainStoppedAndResumed(config, runDir: runs + "/resumed", stopAt: 3)
         #expect(first.state.step == 3)
-        let second = try Trainer(config: config, runDir: runs + "/resumed")
-        second.log = { _ in }
-        try second.resume()
-        try second.train()
-
-        let resumed = first.losses.merging(second.losses) { a, _ in a }
         #expect(resumed.count == 8)
         for step in 0..<8 {
             #expect(straight.losses[step] == resumed[step], "step \(step): \(straight.losses[step] ?? .nan) vs \(resumed[step] ?? .nan)")
@@ -185,16 +190,9 @@ func tinyConfig(dataset: String, runs: String) -> TrainConfig {
         #expect(straight.model is MoEGPT)
         #expect(straight.model!.activeParameterCount < straight.model!.parameterCount)
 
-        let first = try Trainer(config: config, runDir: runs + "/resumed")
-        first.log = { _ in }
-        first.onStep = { step, _ in if step == 5 { first.stop.request() } }
-        try first.train()
-        let second = try Trainer(config: config, runDir: runs + "/resumed")
-        second.log = { _ in }
-        try second.resume()
-        try second.train()
+        let resumed = try trainStoppedAndResumed(config, runDir: runs + "/resumed", stopAt: 5).losses
         for step in 0..<8 {
-            #expect(straight.losses[step] == (first.losses[step] ?? second.losses[step]), "step \(step)")
+            #expect(straight.losses[step] == resumed[step], "step \(step)")
         }
         let loaded = try Checkpoint.loadModel(from: runs + "/straight/checkpoint")
         #expect(loaded is MoEGPT && loaded.config == straight.model!.config)
