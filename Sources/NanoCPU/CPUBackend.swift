@@ -60,7 +60,6 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func read(_ t: Tensor, into bytes: UnsafeMutableRawBufferPointer) {
-        recording?.hostReads += 1
         guard let base = bytes.baseAddress else { return }
         base.copyMemory(from: t.rawPointer, byteCount: min(bytes.count, t.count * t.dtype.size))
     }
@@ -315,12 +314,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func sumOfSquares(_ x: Tensor) -> Double {
-        recording?.hostReads += 1
-        return sumOfSquaresKernel(x.pointer(as: Float.self), x.count)
+        sumOfSquaresKernel(x.pointer(as: Float.self), x.count)
     }
 
     public func indexRange(_ index: Tensor) -> (min: Int32, max: Int32) {
-        recording?.hostReads += 1
         let p = index.pointer(as: Int32.self)
         var lo = Int32.max, hi = Int32.min
         for i in 0..<index.count { lo = min(lo, p[i]); hi = max(hi, p[i]) }

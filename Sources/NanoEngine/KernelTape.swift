@@ -18,15 +18,11 @@ public final class KernelTape {
     private var segments: [Int] = [0]
     /// Memory blocks the kernels read or write: base pointer → byte count.
     public private(set) var blocks: [UnsafeMutableRawPointer: Int] = [:]
-    /// Values read back to the host while recording (their uses were baked into the recording).
-    public var hostReads = 0
 
     public init() {}
 
     /// Number of recorded kernels.
     public var count: Int { kernels.count }
-    /// Number of segments (see `endSegment`).
-    public var segmentCount: Int { segments.count - 1 }
 
     /// Records one kernel call: `kernel(backend, aliases)` replays it on aliases of `tensors`.
     public func record<B: AnyObject>(_ backend: B, _ tensors: [Tensor?], _ kernel: @escaping (B, [Tensor?]) -> Void) {
