@@ -172,7 +172,24 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, _ out: Tensor, batch: Int, m: Int, n: Int, k: Int,
                        transA: Bool, transB: Bool, accumulate: Bool) {
         tape(a, b, bias, out) { $0.matmul($1[0]!, $1[1]!, bias: $1[2], $1[3]!, batch: batch, m: m, n: n, k: k, transA: transA, transB: transB, accumulate: accumulate) }
-        let type: OneDNNMatmul.ElementType = a.dtype == .bfloat16 ? .bfloat16 : .float32
+        var type: OneDNNMatmul.ElementType = a.dtype == .bfloat16 ? .bfloat16 : .float32
+        var (aPtr, bPtr) = (UnsafeRawPointer(a.rawPointer), UnsafeRawPointer(b.rawPointer))
+        var widened: [(UnsafeMutableRawPointer, Int)] = []
+        defer { for (p, bytes) in widened { allocator.release(p, byteCount: bytes) } }
+        if type == .bfloat16 && !gemm.bf16Support.native {
+            // No bf16 matmul on this CPU: widen the operands to float32 (exactly) and run the fp32
+            // GEMM. Same products and float32 accumulation as a bf16 kernel, at fp32 speed.
+            func widen(_ p: UnsafeRawPointer, _ count: Int) -> UnsafeRawPointer {
+                let w = allocator.allocate(count * 4)
+                widened.append((w, count * 4))
+                let s = p.assumingMemoryBound(to: UInt16.self), d = w.assumingMemoryBound(to: Float.self)
+                Parallel.forRange(count, costPerItem: 4) { r in nd_bf16_to_f32(s + r.lowerBound, d + r.lowerBound, r.count) }
+                return UnsafeRawPointer(w)
+            }
+            aPtr = widen(aPtr, batch * m * k)
+            bPtr = widen(bPtr, b.count)
+            type = .float32
+        }
         let run = type == .float32 && fp32Library == .openBLAS ? openBLAS.run : { a, b, bias, c, batch, m, n, k, ta, tb, acc in
             self.gemm.run(type, a: a, b: b, bias: bias, c: c, batch: batch, m: m, n: n, k: k, transA: ta, transB: tb, accumulate: acc)
         }
@@ -180,15 +197,15 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         let sharedB = b.count == k * n && batch > 1
         if sharedB && !transA {
             // Shared weights: fold the batch into M, one GEMM.
-            run(a.rawPointer, b.rawPointer, biasPtr, out.pointer(as: Float.self), 1, batch * m, n, k, false, transB, accumulate)
+            run(aPtr, bPtr, biasPtr, out.pointer(as: Float.self), 1, batch * m, n, k, false, transB, accumulate)
         } else if sharedB {
-            let es = a.dtype.size
+            let es = type == .bfloat16 ? 2 : 4
             for i in 0..<batch {
-                run(a.rawPointer + i * m * k * es, b.rawPointer, biasPtr, out.pointer(as: Float.self) + i * m * n,
+                run(aPtr + i * m * k * es, bPtr, biasPtr, out.pointer(as: Float.self) + i * m * n,
                     1, m, n, k, true, transB, accumulate)
             }
         } else {
-            run(a.rawPointer, b.rawPointer, biasPtr, out.pointer(as: Float.self), batch, m, n, k, transA, transB, accumulate)
+            run(aPtr, bPtr, biasPtr, out.pointer(as: Float.self), batch, m, n, k, transA, transB, accumulate)
         }
     }
 

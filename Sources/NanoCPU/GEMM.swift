@@ -38,6 +38,17 @@ public final class OneDNNMatmul: @unchecked Sendable {
         return p
     }
 
+    /// Whether this CPU has a bf16 matmul in oneDNN (AVX-512 bf16, AMX, or oneDNN's AVX-512
+    /// emulation), and oneDNN's message when it has none ("could not create a primitive").
+    public lazy var bf16Support: (native: Bool, detail: String) = {
+        var err = [CChar](repeating: 0, count: 256)
+        guard let p = nd_matmul_create(ElementType.bfloat16.rawValue, 1, 64, 64, 64, 0, 0, 0, 0, &err, Int32(err.count)) else {
+            return (false, String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        defer { nd_matmul_destroy(p) }
+        return (true, String(cString: nd_matmul_impl_name(p)))
+    }()
+
     /// C[b] = op(A[b]) · op(B[b]) (+ bias) (+ C when accumulate); all row-major.
     public func run(_ type: ElementType = .float32, a: UnsafeRawPointer, b: UnsafeRawPointer, bias: UnsafePointer<Float>?,
                     c: UnsafeMutablePointer<Float>, batch: Int = 1, m: Int, n: Int, k: Int,

@@ -85,11 +85,13 @@ public final class MoELayer: Module {
         let flat = try x.reshaped([-1, c])
         let n = flat.shape[0], e = config.nExp, k = config.topK
 
-        // Route.
-        let clean = try router(flat)                                   // [N, E]
+        // Route (in float32 under bf16 mixed precision unless router_use_full_prec is off: rounding
+        // the logits can flip which experts win).
+        let routerType = config.routerUseFullPrec ? DType.float32 : MixedPrecision.compute
+        let clean = try MixedPrecision.run(routerType) { try router(flat) }    // [N, E]
         var logits = clean
         if let noise, training {
-            logits = try clean + noise(flat).softplus() * Tensor.randn([n, e])
+            logits = try clean + MixedPrecision.run(routerType) { try noise(flat) }.softplus() * Tensor.randn([n, e])
         }
         let (topLogits, topExperts) = try logits.topK(k)               // [N, k]
         let probs = try logits.softmax()                               // [N, E]

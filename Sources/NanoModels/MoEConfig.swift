@@ -19,7 +19,7 @@ public struct MoEConfig: Codable, Equatable, Sendable {
     public var auxLossWeight: Float = 0.01
     public var useRouterZLoss = true
     public var routerZLossWeight: Float = 0.001
-    /// Keep the router in float32 under mixed precision (training is float32 today, so always true).
+    /// Keep the router (and the noise projection) in float32 under bf16 mixed precision.
     public var routerUseFullPrec = true
     /// Gates: softmax over all experts renormalised over the chosen k (instead of softmax over the k logits).
     public var renormalizeGates = false

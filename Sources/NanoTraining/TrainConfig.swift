@@ -1,4 +1,5 @@
 import Foundation
+import NanoEngine
 import NanoModels
 import Yams
 
@@ -18,6 +19,8 @@ public struct TrainConfig: Equatable, Sendable {
     public var zero = 0
     /// Record the first step's kernels and replay them afterwards (see `CompiledStep`).
     public var compile = false
+    /// Matrix products in bf16 ("bf16") or float32 ("none"); "fp16" needs a CUDA device.
+    public var mixedPrecision = "none"
     // lr_schedule
     public var learningRate: Float = 1e-3, minLr: Float = 1e-4
     public var warmupIters = 100, lrDecayIters = 2000
@@ -84,6 +87,7 @@ extension TrainConfig {
         ("training", "grad_clip", .float(\.gradClip, minimum: 0)),
         ("training", "zero", .int(\.zero, minimum: 0)),
         ("training", "compile", .bool(\.compile)),
+        ("training", "mixed_precision", .string(\.mixedPrecision)),
         ("lr_schedule", "learning_rate", .float(\.learningRate, minimum: 0)),
         ("lr_schedule", "min_lr", .float(\.minLr, minimum: 0)),
         ("lr_schedule", "warmup_iters", .int(\.warmupIters, minimum: 0)),
@@ -199,6 +203,9 @@ extension TrainConfig {
         }
     }
 
+    /// The element type matrix products compute in (`MixedPrecision`).
+    public var computeType: DType { mixedPrecision == "bf16" ? .bfloat16 : .float32 }
+
     func validate(file: String) throws {
         guard nEmbd % nHead == 0 else {
             throw ConfigError(file: file, key: "model.n_embd", message: "n_embd \(nEmbd) must be divisible by n_head \(nHead)")
@@ -216,6 +223,14 @@ extension TrainConfig {
         }
         if hellaswagInterval > 0 && hellaswagData.isEmpty {
             throw ConfigError(file: file, key: "eval.hellaswag_data", message: "hellaswag_interval is set, so a .jsonl file is needed")
+        }
+        switch mixedPrecision {
+        case "none", "bf16": break
+        case "fp16":
+            throw ConfigError(file: file, key: "training.mixed_precision",
+                              message: "fp16 needs dynamic loss scaling on a CUDA device; the CPU backend takes bf16 or none")
+        default:
+            throw ConfigError(file: file, key: "training.mixed_precision", message: "expected none, bf16 or fp16, got \"\(mixedPrecision)\"")
         }
         guard zero <= 1 else { throw ConfigError(file: file, key: "training.zero", message: "expected 0 (off) or 1 (shard optimizer state), got \(zero)") }
         guard minLr <= learningRate else {

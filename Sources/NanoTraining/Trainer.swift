@@ -119,6 +119,11 @@ public final class Trainer {
     /// Trains until max_iters (or a stop request). Returns the best validation loss.
     @discardableResult
     public func train() throws -> Float? {
+        // training.mixed_precision: every forward (and the backward it records) of the run.
+        try MixedPrecision.run(config.computeType) { try trainLoop() }
+    }
+
+    private func trainLoop() throws -> Float? {
         if !isRoot { log = { _ in } }
         let tracker: RunTracker? = isRoot ? try {
             try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
@@ -136,6 +141,12 @@ public final class Trainer {
         let flopsPerToken = task.flopsPerToken
         let peak = try Self.measuredPeakFLOPS()
         log(String(format: "backend: %@; MFU is against the measured GEMM rate %.0f GFLOP/s", CPUBackend.shared.name, peak / 1e9))
+        if config.computeType == .bfloat16 {
+            let bf16 = CPUBackend.shared.gemm.bf16Support
+            log(bf16.native ? "mixed precision: bf16 matmuls (oneDNN \(bf16.detail)), float32 weights, gradients and optimizer state"
+                : "mixed precision: bf16 matmuls emulated: this CPU has no bf16 matmul (oneDNN: \(bf16.detail)), so bf16 operands "
+                + "are widened to float32; same results as bf16 hardware, slower than mixed_precision: none")
+        }
         var stepTimes: [Double] = [], stepTokens: [Int] = []
         // compile: true records the first step's kernels and replays them (CompiledStep).
         var compiled: CompiledStep? = nil

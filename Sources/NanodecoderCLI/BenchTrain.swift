@@ -20,6 +20,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Text file (char-level tokens).") var data: String = "../shared/data/tinyshakespeare.txt"
     @Option(help: "Peak GFLOP/s for MFU (default: best fp32 1024³ matmul measured here).") var peakGflops: Double?
     @Flag(help: "Record the first step's kernels and replay them (the config's compile: true).") var compile = false
+    @Option(help: "Matrix products in fp32 or bf16 (the config's mixed_precision: bf16).") var precision: String = "fp32"
     @Flag(help: "Print one JSON object.") var json = false
 
     func config() throws -> TrainConfig {
@@ -35,6 +36,11 @@ struct BenchTrain: ParsableCommand {
             c.moe.useSwitchTfmInit = true
         }
         c.dropout = 0
+        switch precision {
+        case "fp32": c.mixedPrecision = "none"
+        case "bf16": c.mixedPrecision = "bf16"
+        default: throw ValidationError("--precision: expected fp32 or bf16, got '\(precision)'")
+        }
         c.learningRate = 1e-3; c.minLr = 1e-3; c.decayLr = false; c.warmupIters = 0
         c.weightDecay = 0.1; c.beta1 = 0.9; c.beta2 = 0.99; c.gradClip = 1
         return c
@@ -66,30 +72,36 @@ struct BenchTrain: ParsableCommand {
                 throw ValidationError("--compile: \(reason)")
             }
             var compiled: CompiledStep? = nil
-            for step in 0..<(warmup + steps) {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                let value: Float
-                if compile, let replay = compiled {
-                    guard let replayed = try replay.run(task: task, generator: generator, shard: .whole) else {
-                        throw ValidationError("--compile: the batch shape changed between steps")
+            if cfg.computeType == .bfloat16 {
+                let bf16 = CPUBackend.shared.gemm.bf16Support
+                say(bf16.native ? "bf16 matmuls: oneDNN \(bf16.detail)" : "bf16 matmuls emulated (operands widened to fp32): oneDNN has none here (\(bf16.detail))")
+            }
+            try MixedPrecision.run(cfg.computeType) {
+                for step in 0..<(warmup + steps) {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let value: Float
+                    if compile, let replay = compiled {
+                        guard let replayed = try replay.run(task: task, generator: generator, shard: .whole) else {
+                            throw ValidationError("--compile: the batch shape changed between steps")
+                        }
+                        value = replayed.lossSum
+                    } else if compile {
+                        let captured = try CompiledStep.capture(task: task, microSteps: 1, generator: generator, shard: .whole)
+                        (compiled, value) = (captured.step, captured.lossSum)
+                    } else {
+                        model.zeroGrad()
+                        let (loss, _) = try task.trainingLoss(step: step, micro: 0, generator: generator, shard: .whole)
+                        try loss.total.backward()
+                        value = try loss.lm.item()
                     }
-                    value = replayed.lossSum
-                } else if compile {
-                    let captured = try CompiledStep.capture(task: task, microSteps: 1, generator: generator, shard: .whole)
-                    (compiled, value) = (captured.step, captured.lossSum)
-                } else {
-                    model.zeroGrad()
-                    let (loss, _) = try task.trainingLoss(step: step, micro: 0, generator: generator, shard: .whole)
-                    try loss.total.backward()
-                    value = try loss.lm.item()
+                    try optimizer.clipGradients(maxNorm: cfg.gradClip)
+                    try optimizer.update(learningRate: cfg.learningRate)
+                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    if step == 0 { firstLoss = value }
+                    lastLoss = value
+                    if step >= warmup { times.append(seconds) }
+                    say(String(format: "%@ step %d: loss %.4f, %.1f ms", step < warmup ? "warmup" : "timed", step, value, seconds * 1000))
                 }
-                try optimizer.clipGradients(maxNorm: cfg.gradClip)
-                try optimizer.update(learningRate: cfg.learningRate)
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                if step == 0 { firstLoss = value }
-                lastLoss = value
-                if step >= warmup { times.append(seconds) }
-                say(String(format: "%@ step %d: loss %.4f, %.1f ms", step < warmup ? "warmup" : "timed", step, value, seconds * 1000))
             }
             let median = times.sorted()[times.count / 2]
             let tokensPerSecond = Double(cfg.batchSize * cfg.blockSize) / median
@@ -99,7 +111,7 @@ struct BenchTrain: ParsableCommand {
             let rssMB = Double(usage.ru_maxrss) / 1024
             let allocator = CPUBackend.shared.allocator
             let result: [String: Any] = [
-                "workload": workload, "impl": compile ? "nanodecoder-compiled" : "nanodecoder", "precision": "fp32", "threads": Parallel.threads,
+                "workload": workload, "impl": compile ? "nanodecoder-compiled" : "nanodecoder", "precision": precision, "threads": Parallel.threads,
                 "ms_per_step": median * 1000, "tokens_per_s": tokensPerSecond, "gflops": gflops, "mfu": gflops / peak,
                 "peak_rss_mb": rssMB, "peak_tensor_mb": Double(allocator.peakLiveBytes) / 1048576,
                 "peak_reserved_mb": Double(allocator.peakReservedBytes) / 1048576, "loss": lastLoss, "loss_step0": firstLoss, "params_total": model.parameterCount,

@@ -36,17 +36,22 @@ extension Tensor {
         return out
     }
 
-    /// Matrix product op(self)·op(other), batched over leading dimensions.
+    /// Matrix product op(self)·op(other), batched over leading dimensions. Under
+    /// `MixedPrecision.run(.bfloat16)` the operands (and, in backward, the gradient) are rounded to
+    /// bfloat16; the product is float32.
     public func matmul(_ other: Tensor, transposeSelf: Bool = false, transposeOther: Bool = false) throws -> Tensor {
-        let a = self, b = other, ta = transposeSelf, tb = transposeOther
+        let p = MixedPrecision.compute
+        let (needA, needB) = (requiresGrad, other.requiresGrad)
+        let a = try inComputeType(p), b = try other.inComputeType(p), ta = transposeSelf, tb = transposeOther
         let out = try Tensor.gemm(a, b, transA: ta, transB: tb)
-        return Tensor.record("matmul", output: out, inputs: [a, b]) { g in
+        return Tensor.record("matmul", output: out, inputs: [self, other]) { g32 in
+            let g = try g32.inComputeType(p)
             var da: Tensor? = nil, db: Tensor? = nil
-            if a.requiresGrad {
+            if needA {
                 let dOpA = try Tensor.gemm(g, b, transA: false, transB: !tb)          // G·op(B)ᵀ: [..., M, K]
                 da = ta ? try dOpA.transposed() : dOpA
             }
-            if b.requiresGrad {
+            if needB {
                 if b.rank == 2 && a.rank > 2 {
                     // Shared B: fold the batch into rows, one GEMM over all of them.
                     let a2 = try (ta ? a.transposed() : a).reshaped([-1, a.shape[ta ? a.rank - 2 : a.rank - 1]])
@@ -66,14 +71,18 @@ extension Tensor {
             throw TensorError.shapeMismatch(op: "linear", shapes: [shape, weight.shape],
                                             expected: "input [..., in] and weight [out, in] with equal in")
         }
-        let x2 = try detached().reshaped([-1, weight.shape[1]])
-        let y2 = try Tensor.gemm(x2, weight, transA: false, transB: true, bias: bias, op: "linear")
+        // Under bf16 mixed precision x2 and w are bfloat16 copies, and backward keeps those.
+        let p = MixedPrecision.compute
+        let x2 = try detached().reshaped([-1, weight.shape[1]]).inComputeType(p), w = try weight.inComputeType(p)
+        let y2 = try Tensor.gemm(x2, w, transA: false, transB: true, bias: bias, op: "linear")
         let y = Tensor(shape: Array(shape.dropLast()) + [weight.shape[0]], dtype: .float32, storage: y2.storage, backend: backend)
         let inputs = [self, weight] + (bias.map { [$0] } ?? [])
-        return Tensor.record("linear", output: y, inputs: inputs) { [x = self] g in
+        let (xShape, needX) = (shape, requiresGrad)
+        return Tensor.record("linear", output: y, inputs: inputs) { g in
             let g2 = try g.reshaped([-1, weight.shape[0]])
-            let dx = x.requiresGrad ? try Tensor.gemm(g2, weight, transA: false, transB: false).reshaped(x.shape) : nil
-            let dw = weight.requiresGrad ? try Tensor.gemm(g2, x2, transA: true, transB: false) : nil
+            let g2c = try g2.inComputeType(p)
+            let dx = needX ? try Tensor.gemm(g2c, w, transA: false, transB: false).reshaped(xShape) : nil
+            let dw = weight.requiresGrad ? try Tensor.gemm(g2c, x2, transA: true, transB: false) : nil
             let db = bias?.requiresGrad == true ? try g2.sum(axes: [0]) : nil
             return [dx, dw, db]
         }
@@ -89,18 +98,22 @@ extension Tensor {
                                             expected: "input [..., in] and weight [out, in] with equal in")
         }
         let (inputs, outputs) = (weight.shape[1], weight.shape[0])
-        let y2 = try Tensor.gemm(activatedRows(activation, inputs), weight, transA: false, transB: true, bias: bias, op: "activatedLinear")
+        let p = MixedPrecision.compute
+        let w = try weight.inComputeType(p)
+        let y2 = try Tensor.gemm(activatedRows(activation, inputs).inComputeType(p), w, transA: false, transB: true, bias: bias,
+                                 op: "activatedLinear")
         let y = Tensor(shape: Array(shape.dropLast()) + [outputs], dtype: .float32, storage: y2.storage, backend: backend)
         return Tensor.record("activatedLinear", output: y, inputs: [self, weight] + (bias.map { [$0] } ?? [])) { [x = self] g in
-            let g2 = try g.reshaped([-1, outputs])
+            let g2 = try g.reshaped([-1, outputs]), g2c = try g2.inComputeType(p)
             var dx: Tensor? = nil
             if x.requiresGrad {
-                let da = try Tensor.gemm(g2, weight, transA: false, transB: false)   // dL/df(x), [rows, in]
+                let da = try Tensor.gemm(g2c, w, transA: false, transB: false)   // dL/df(x), [rows, in]
                 let d = try x.emptyLike(x.shape)
                 x.backend.unaryBackward(activation, x: x, dy: da, dx: d)
                 dx = d
             }
-            let dw = weight.requiresGrad ? try Tensor.gemm(g2, x.activatedRows(activation, inputs), transA: true, transB: false) : nil
+            let dw = weight.requiresGrad
+                ? try Tensor.gemm(g2c, x.activatedRows(activation, inputs).inComputeType(p), transA: true, transB: false) : nil
             let db = bias?.requiresGrad == true ? try g2.sum(axes: [0]) : nil
             return [dx, dw, db]
         }
