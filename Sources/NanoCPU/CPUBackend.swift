@@ -38,8 +38,31 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public var recording: KernelTape?
 
     /// Records a kernel call when recording; `kernel` replays it on aliases of the tensors.
-    @inline(__always) private func tape(_ tensors: Tensor?..., kernel: @escaping (CPUBackend, [Tensor?]) -> Void) {
-        recording?.record(self, tensors, kernel)
+    @inline(__always) private func tape(_ tensors: Tensor?..., name: String = #function, rows: @autoclosure () -> RowKernel? = nil,
+                                        kernel: @escaping (CPUBackend, [Tensor?]) -> Void) {
+        recording?.record(self, tensors, name: name, rows: rows(), kernel)
+    }
+
+    /// A tensor's memory as rows of `cols` elements (cols 0: the whole tensor is every row's).
+    private func access(_ t: Tensor, cols: Int) -> RowKernel.Access {
+        RowKernel.Access(UnsafeRawPointer(t.rawPointer), bytes: t.count * t.dtype.size, rowBytes: cols * t.dtype.size)
+    }
+
+    /// Rows and columns of a tensor taken as [everything else, last dimension].
+    private func rowsAndCols(_ t: Tensor) -> (rows: Int, cols: Int) {
+        let cols = t.shape.last ?? 1
+        return (cols == 0 ? 0 : t.count / cols, cols)
+    }
+
+    /// Elementwise kernels over contiguous float32 tensors of one size and last dimension (views
+    /// such as [B, T, C] and [B·T, C] of the same elements), as rows of the last dimension.
+    private func elementwiseRows(_ reads: [Tensor], _ writes: [Tensor], costPerElement: Int,
+                                 _ span: @escaping @Sendable (Int, Int) -> Void) -> RowKernel? {
+        let (rows, cols) = rowsAndCols(writes[0])
+        guard rows > 0, (reads + writes).allSatisfy({ $0.count == writes[0].count && $0.shape.last == cols && $0.dtype == .float32 })
+        else { return nil }
+        return RowKernel(rows: rows, costPerRow: cols * costPerElement, reads: reads.map { access($0, cols: cols) },
+                         writes: writes.map { access($0, cols: cols) }) { r in span(r.lowerBound * cols, r.count * cols) }
     }
 
     public var name: String { "cpu (\(gemmDescription), \(Parallel.threads) threads)" }
@@ -135,17 +158,25 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     // MARK: Pointwise
 
     public func unary(_ op: UnaryOp, _ x: Tensor, _ y: Tensor) {
-        tape(x, y) { $0.unary(op, $1[0]!, $1[1]!) }
+        tape(x, y, rows: elementwiseRows([x], [y], costPerElement: 4) { [xp = x.pointer(as: Float.self), yp = y.pointer(as: Float.self)] lo, n in
+            unarySpan(op, xp + lo, yp + lo, n)
+        }) { $0.unary(op, $1[0]!, $1[1]!) }
         unaryForward(op, x.pointer(as: Float.self), y.pointer(as: Float.self), x.count)
     }
 
     public func unaryBackward(_ op: UnaryOp, x: Tensor, dy: Tensor, dx: Tensor) {
-        tape(x, dy, dx) { $0.unaryBackward(op, x: $1[0]!, dy: $1[1]!, dx: $1[2]!) }
+        tape(x, dy, dx, rows: elementwiseRows([x, dy], [dx], costPerElement: 4) {
+            [xp = x.pointer(as: Float.self), dyp = dy.pointer(as: Float.self), dxp = dx.pointer(as: Float.self)] lo, n in
+            unaryBackwardSpan(op, xp + lo, dyp + lo, dxp + lo, n)
+        }) { $0.unaryBackward(op, x: $1[0]!, dy: $1[1]!, dx: $1[2]!) }
         NanoCPU.unaryBackward(op, x.pointer(as: Float.self), dy.pointer(as: Float.self), dx.pointer(as: Float.self), x.count)
     }
 
     public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
-        tape(a, b, out) { $0.binary(op, $1[0]!, $1[1]!, $1[2]!) }
+        tape(a, b, out, rows: elementwiseRows([a, b], [out], costPerElement: 1) {
+            [ap = a.pointer(as: Float.self), bp = b.pointer(as: Float.self), op2 = out.pointer(as: Float.self)] lo, n in
+            binarySpan(op, ap + lo, bp + lo, op2 + lo, n)
+        }) { $0.binary(op, $1[0]!, $1[1]!, $1[2]!) }
         binaryKernel(op, a.pointer(as: Float.self), a.shape, b.pointer(as: Float.self), b.shape, out.pointer(as: Float.self), out.shape)
     }
 
@@ -234,10 +265,21 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float, y: Tensor, mean: Tensor, rstd: Tensor,
                           rows: Int, cols: Int) {
-        tape(x, weight, bias, y, mean, rstd) { $0.layerNorm($1[0]!, weight: $1[1], bias: $1[2], eps: eps, y: $1[3]!, mean: $1[4]!, rstd: $1[5]!, rows: rows, cols: cols) }
+        tape(x, weight, bias, y, mean, rstd, rows: layerNormRowKernel(x, weight: weight, bias: bias, eps: eps, y: y, mean: mean, rstd: rstd,
+                                                                    rows: rows, cols: cols)) { $0.layerNorm($1[0]!, weight: $1[1], bias: $1[2], eps: eps, y: $1[3]!, mean: $1[4]!, rstd: $1[5]!, rows: rows, cols: cols) }
         layerNormForward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) },
                          bias.map { UnsafePointer($0.pointer(as: Float.self)) }, eps: eps, y.pointer(as: Float.self),
                          mean.pointer(as: Float.self), rstd.pointer(as: Float.self), rows: rows, cols: cols)
+    }
+
+    private func layerNormRowKernel(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float, y: Tensor, mean: Tensor, rstd: Tensor,
+                                    rows: Int, cols: Int) -> RowKernel {
+        let (xp, yp, mp, rp) = (x.pointer(as: Float.self), y.pointer(as: Float.self), mean.pointer(as: Float.self), rstd.pointer(as: Float.self))
+        let (wp, bp) = (weight.map { UnsafePointer($0.pointer(as: Float.self)) }, bias.map { UnsafePointer($0.pointer(as: Float.self)) })
+        return RowKernel(rows: rows, costPerRow: cols * 6, reads: [access(x, cols: cols)] + [weight, bias].compactMap { $0.map { access($0, cols: 0) } },
+                         writes: [access(y, cols: cols), access(mean, cols: 1), access(rstd, cols: 1)]) { r in
+            layerNormRows(r, xp, wp, bp, eps: eps, yp, mp, rp, cols: cols)
+        }
     }
 
     public func layerNormBackward(_ x: Tensor, weight: Tensor?, mean: Tensor, rstd: Tensor, dy: Tensor, dx: Tensor,

@@ -7,7 +7,9 @@ import NanoModels
 /// Later steps write the new batch into the recorded input tensors and replay the kernels: no
 /// graph is built, no tensor allocated, no shape checked, and the buffers are the ones the first
 /// step's allocator planned (a block freed during the step was reused by a later tensor of the
-/// same step). The optimizer update stays eager: it is one fused kernel per parameter already,
+/// same step). Chains of row-wise kernels (residual add then LayerNorm, GELU's derivative then
+/// GELU again) are fused into one pass over blocks of rows (`KernelTape.fuseRowChains`).
+/// The optimizer update stays eager: it is one fused kernel per parameter already,
 /// and its learning rate and clipping factor change every step.
 ///
 /// What replays correctly is what launches the same kernels every step: a dense model without
@@ -30,8 +32,9 @@ public final class CompiledStep {
 
     /// Runs one eager training step (every micro-step's forward and backward) while recording it.
     /// Returns the recording and the summed LM loss of the micro-steps.
-    public static func capture(task: LanguageModelTask, microSteps: Int, generator: Generator,
-                        shard: DataShard) throws -> (step: CompiledStep, lossSum: Float, tokens: Int) {
+    /// `fuse: false` replays the kernels exactly as recorded (for comparison).
+    public static func capture(task: LanguageModelTask, microSteps: Int, generator: Generator, shard: DataShard,
+                               fuse: Bool = true) throws -> (step: CompiledStep, lossSum: Float, tokens: Int) {
         let backend = CPUBackend.shared
         let tape = KernelTape()
         var inputs: [(x: Tensor, y: Tensor)] = [], losses: [Tensor] = []
@@ -54,17 +57,31 @@ public final class CompiledStep {
         }
         backend.recording = nil
         backend.allocator.pin(tape.blocks)
-        return (CompiledStep(tape: tape, backend: backend, inputs: inputs, losses: losses), lossSum, tokens)
+        let recorded = tape.count
+        if fuse {
+            tape.fuseRowChains { rows, cost, body in Parallel.forRange(rows, costPerItem: cost) { body($0) } }
+        }
+        let step = CompiledStep(tape: tape, backend: backend, inputs: inputs, losses: losses, recordedCount: recorded)
+        return (step, lossSum, tokens)
     }
 
-    private init(tape: KernelTape, backend: CPUBackend, inputs: [(x: Tensor, y: Tensor)], losses: [Tensor]) {
-        self.tape = tape; self.backend = backend; self.inputs = inputs; self.losses = losses
+    private init(tape: KernelTape, backend: CPUBackend, inputs: [(x: Tensor, y: Tensor)], losses: [Tensor], recordedCount: Int) {
+        self.tape = tape; self.backend = backend; self.inputs = inputs; self.losses = losses; self.recordedCount = recordedCount
     }
+
+    /// Kernels the first step launched; `kernelCount` is what replays after fusion.
+    public let recordedCount: Int
 
     deinit { backend.allocator.unpin(tape.blocks) }
 
-    /// Number of kernels one step replays.
+    /// Number of kernels one step replays (after fusion).
     public var kernelCount: Int { tape.count }
+
+    /// How many of each kernel one step replays, most frequent first ("matmul ×62, …").
+    public var kernelSummary: String {
+        Dictionary(tape.names.map { ($0, 1) }, uniquingKeysWith: +).sorted { ($0.value, $1.key) > ($1.value, $0.key) }
+            .map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+    }
 
     /// One step's forward and backward by replay; nil (nothing run) when a batch's shape differs
     /// from the recorded one, so the caller runs the step eagerly.

@@ -209,7 +209,7 @@ public final class Trainer {
                     let c = try CompiledStep.capture(task: lm, microSteps: config.gradientAccumulationSteps,
                                                      generator: dataGenerator, shard: shard)
                     (compiled, lossSum, tokens, replayed) = (c.step, c.lossSum, c.tokens, true)
-                    log("compile: recorded \(c.step.kernelCount) kernels at step \(it); later steps replay them")
+                    log("compile: recorded \(c.step.recordedCount) kernels at step \(it), \(c.step.kernelCount) after fusing row-wise chains; later steps replay them")
                 }
             }
             if !replayed { task.module.zeroGrad() }

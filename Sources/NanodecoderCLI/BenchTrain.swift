@@ -20,6 +20,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Text file (char-level tokens).") var data: String = "../shared/data/tinyshakespeare.txt"
     @Option(help: "Peak GFLOP/s for MFU (default: best fp32 1024³ matmul measured here).") var peakGflops: Double?
     @Flag(help: "Record the first step's kernels and replay them (the config's compile: true).") var compile = false
+    @Flag(help: "With --compile: replay the kernels as recorded, without fusing row-wise chains.") var noFuse = false
     @Option(help: "Matrix products in fp32 or bf16 (the config's mixed_precision: bf16).") var precision: String = "fp32"
     @Flag(help: "Print one JSON object.") var json = false
 
@@ -86,8 +87,9 @@ struct BenchTrain: ParsableCommand {
                         }
                         value = replayed.lossSum
                     } else if compile {
-                        let captured = try CompiledStep.capture(task: task, microSteps: 1, generator: generator, shard: .whole)
+                        let captured = try CompiledStep.capture(task: task, microSteps: 1, generator: generator, shard: .whole, fuse: !noFuse)
                         (compiled, value) = (captured.step, captured.lossSum)
+                        say("compile: recorded \(captured.step.recordedCount) kernels, replaying \(captured.step.kernelCount): \(captured.step.kernelSummary)")
                     } else {
                         model.zeroGrad()
                         let (loss, _) = try task.trainingLoss(step: step, micro: 0, generator: generator, shard: .whole)
@@ -111,7 +113,7 @@ struct BenchTrain: ParsableCommand {
             let rssMB = Double(usage.ru_maxrss) / 1024
             let allocator = CPUBackend.shared.allocator
             let result: [String: Any] = [
-                "workload": workload, "impl": compile ? "nanodecoder-compiled" : "nanodecoder", "precision": precision, "threads": Parallel.threads,
+                "workload": workload, "impl": compile ? (noFuse ? "nanodecoder-compiled-unfused" : "nanodecoder-compiled") : "nanodecoder", "precision": precision, "threads": Parallel.threads,
                 "ms_per_step": median * 1000, "tokens_per_s": tokensPerSecond, "gflops": gflops, "mfu": gflops / peak,
                 "peak_rss_mb": rssMB, "peak_tensor_mb": Double(allocator.peakLiveBytes) / 1048576,
                 "peak_reserved_mb": Double(allocator.peakReservedBytes) / 1048576, "loss": lastLoss, "loss_step0": firstLoss, "params_total": model.parameterCount,

@@ -62,24 +62,34 @@ private let geluA: Float = 0.044_715
 func unaryForward(_ op: UnaryOp, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
     Parallel.forRange((n + 15) / 16, costPerItem: 64) { r in
         let lo = r.lowerBound * 16, hi = min(r.upperBound * 16, n)
-        switch op {   // the switch sits outside the loop so each op's loop is specialised
-        case .gelu: map16(x + lo, y + lo, hi - lo) { unaryVector(.gelu, $0) }
-        case .relu: map16(x + lo, y + lo, hi - lo) { unaryVector(.relu, $0) }
-        case let .affine(a, b):
-            let av = F16x(repeating: a), bv = F16x(repeating: b)
-            map16(x + lo, y + lo, hi - lo) { $0 * av + bv }
-        default: map16(x + lo, y + lo, hi - lo) { unaryVector(op, $0) }
-        }
+        unarySpan(op, x + lo, y + lo, hi - lo)
+    }
+}
+
+/// y = op(x) over n elements on the calling thread.
+func unarySpan(_ op: UnaryOp, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    switch op {   // the switch sits outside the loop so each op's loop is specialised
+    case .gelu: map16(x, y, n) { unaryVector(.gelu, $0) }
+    case .relu: map16(x, y, n) { unaryVector(.relu, $0) }
+    case let .affine(a, b):
+        let av = F16x(repeating: a), bv = F16x(repeating: b)
+        map16(x, y, n) { $0 * av + bv }
+    default: map16(x, y, n) { unaryVector(op, $0) }
     }
 }
 
 func unaryBackward(_ op: UnaryOp, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
     Parallel.forRange((n + 15) / 16, costPerItem: 64) { r in
         let lo = r.lowerBound * 16, hi = min(r.upperBound * 16, n)
-        switch op {
-        case .gelu: zip16(x + lo, dy + lo, dx + lo, hi - lo) { unaryDerivative(.gelu, $0) * $1 }
-        default: zip16(x + lo, dy + lo, dx + lo, hi - lo) { unaryDerivative(op, $0) * $1 }
-        }
+        unaryBackwardSpan(op, x + lo, dy + lo, dx + lo, hi - lo)
+    }
+}
+
+/// dx = op'(x)·dy over n elements on the calling thread.
+func unaryBackwardSpan(_ op: UnaryOp, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+    switch op {
+    case .gelu: zip16(x, dy, dx, n) { unaryDerivative(.gelu, $0) * $1 }
+    default: zip16(x, dy, dx, n) { unaryDerivative(op, $0) * $1 }
     }
 }
 
@@ -150,6 +160,16 @@ struct BroadcastPlan {
     }
 }
 
+/// out = a op b over n elements of equal-shaped operands, on the calling thread.
+func binarySpan(_ op: BinaryOp, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+    switch op {   // one loop per op
+    case .add: zip16(a, b, out, n) { $0 + $1 }
+    case .sub: zip16(a, b, out, n) { $0 - $1 }
+    case .mul: zip16(a, b, out, n) { $0 * $1 }
+    case .div: zip16(a, b, out, n) { $0 / $1 }
+    }
+}
+
 func binaryKernel(_ op: BinaryOp, _ a: UnsafePointer<Float>, _ aShape: [Int], _ b: UnsafePointer<Float>, _ bShape: [Int],
                   _ out: UnsafeMutablePointer<Float>, _ outShape: [Int]) {
     let plan = BroadcastPlan(out: outShape, inputs: [aShape, bShape])
@@ -160,7 +180,7 @@ func binaryKernel(_ op: BinaryOp, _ a: UnsafePointer<Float>, _ aShape: [Int], _ 
         let n = plan.shape[0]
         Parallel.forRange((n + 15) / 16, costPerItem: 16) { r in
             let lo = r.lowerBound * 16, hi = min(r.upperBound * 16, n)
-            zip16(a + lo, b + lo, out + lo, hi - lo) { binaryVector(op, $0, $1) }
+            binarySpan(op, a + lo, b + lo, out + lo, hi - lo)
         }
         return
     }

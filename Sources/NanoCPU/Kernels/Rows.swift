@@ -73,33 +73,40 @@ func layerNormForward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>?, _ b
                       _ y: UnsafeMutablePointer<Float>, _ mean: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
                       rows: Int, cols: Int) {
     Parallel.forRange(rows, costPerItem: cols * 6) { r in
-        for row in r {
-            let xr = x + row * cols, yr = y + row * cols
-            let m = sum16(xr, cols) / Float(cols)
-            let mv = F16x(repeating: m)
-            var v = F16x(repeating: 0), i = 0
-            while i + 16 <= cols { let d = load16(xr + i) - mv; v = v.addingProduct(d, d); i += 16 }
-            var variance = hsum(v)
-            while i < cols { let d = xr[i] - m; variance += d * d; i += 1 }
-            let rs = 1 / (variance / Float(cols) + eps).squareRoot()
-            mean[row] = m
-            rstd[row] = rs
-            let rv = F16x(repeating: rs)
-            switch (w, b) {
-            case let (w?, b?):
-                i = 0
-                while i + 16 <= cols {
-                    let h = (load16(xr + i) - mv) * rv
-                    store16(load16(b + i).addingProduct(h, load16(w + i)), yr + i)
-                    i += 16
-                }
-                while i < cols { yr[i] = (xr[i] - m) * rs * w[i] + b[i]; i += 1 }
-            case let (w?, nil):
-                zip16(xr, w, yr, cols) { ($0 - mv) * rv * $1 }
-            default:
-                map16(xr, yr, cols) { ($0 - mv) * rv }
-                if let b { zip16(yr, b, yr, cols) { $0 + $1 } }
+        layerNormRows(r, x, w, b, eps: eps, y, mean, rstd, cols: cols)
+    }
+}
+
+/// LayerNorm of the rows in r on the calling thread.
+func layerNormRows(_ r: Range<Int>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>?, _ b: UnsafePointer<Float>?, eps: Float,
+                   _ y: UnsafeMutablePointer<Float>, _ mean: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
+                   cols: Int) {
+    for row in r {
+        let xr = x + row * cols, yr = y + row * cols
+        let m = sum16(xr, cols) / Float(cols)
+        let mv = F16x(repeating: m)
+        var v = F16x(repeating: 0), i = 0
+        while i + 16 <= cols { let d = load16(xr + i) - mv; v = v.addingProduct(d, d); i += 16 }
+        var variance = hsum(v)
+        while i < cols { let d = xr[i] - m; variance += d * d; i += 1 }
+        let rs = 1 / (variance / Float(cols) + eps).squareRoot()
+        mean[row] = m
+        rstd[row] = rs
+        let rv = F16x(repeating: rs)
+        switch (w, b) {
+        case let (w?, b?):
+            i = 0
+            while i + 16 <= cols {
+                let h = (load16(xr + i) - mv) * rv
+                store16(load16(b + i).addingProduct(h, load16(w + i)), yr + i)
+                i += 16
             }
+            while i < cols { yr[i] = (xr[i] - m) * rs * w[i] + b[i]; i += 1 }
+        case let (w?, nil):
+            zip16(xr, w, yr, cols) { ($0 - mv) * rv * $1 }
+        default:
+            map16(xr, yr, cols) { ($0 - mv) * rv }
+            if let b { zip16(yr, b, yr, cols) { $0 + $1 } }
         }
     }
 }
