@@ -12,7 +12,8 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// residual_out = x + residual (when residual is non-null); y = LayerNorm(residual_out)·w + b.
+// residual_out = x + residual (when residual is non-null; residualOut may be null, and must not be
+// x: the pointers are restrict); y = LayerNorm(x + residual)·w + b.
 // One warp per row; saves mean and 1/std per row for backward.
 extern "C" __global__ void layernorm_forward(const float* __restrict__ x, const float* __restrict__ residual,
                                              float* __restrict__ residualOut, const float* __restrict__ w,
@@ -31,12 +32,13 @@ extern "C" __global__ void layernorm_forward(const float* __restrict__ x, const 
         sum += v;
     }
     float m = warp_sum(sum) / cols;
-    const float* src = sr ? sr : xr;
+    // The row's input again: the stored sum, or x (+ residual) when no sum is stored.
+    auto input = [&](int c) { return sr ? sr[c] : xr[c] + (residual ? residual[row * cols + c] : 0.0f); };
     float var = 0.0f;
-    for (int c = lane; c < cols; c += 32) { float d = src[c] - m; var += d * d; }
+    for (int c = lane; c < cols; c += 32) { float d = input(c) - m; var += d * d; }
     float s = rsqrtf(warp_sum(var) / cols + eps);
     for (int c = lane; c < cols; c += 32) {
-        float v = (src[c] - m) * s;
+        float v = (input(c) - m) * s;
         y[row * cols + c] = v * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
     }
     if (lane == 0) { mean[row] = m; rstd[row] = s; }
@@ -98,12 +100,14 @@ extern "C" __global__ void cross_entropy_forward(const float* __restrict__ logit
 extern "C" __global__ void cross_entropy_backward(const float* __restrict__ logits, const int* __restrict__ targets,
                                                   const float* __restrict__ lse, float* __restrict__ dlogits,
                                                   float scale, long rows, int classes, int ignoreIndex) {
-    long row = blockIdx.y;
-    int t = targets[row];
-    float l = lse[row];
-    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < classes; c += gridDim.x * blockDim.x) {
-        float g = t == ignoreIndex ? 0.0f : (__expf(logits[row * classes + c] - l) - (c == t ? 1.0f : 0.0f)) * scale;
-        dlogits[row * classes + c] = g;
+    // Rows stride over grid.y (at most 65,535 blocks there), columns over grid.x.
+    for (long row = blockIdx.y; row < rows; row += gridDim.y) {
+        int t = targets[row];
+        float l = lse[row];
+        for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < classes; c += gridDim.x * blockDim.x) {
+            float g = t == ignoreIndex ? 0.0f : (__expf(logits[row * classes + c] - l) - (c == t ? 1.0f : 0.0f)) * scale;
+            dlogits[row * classes + c] = g;
+        }
     }
 }
 """#

@@ -1,0 +1,156 @@
+import Foundation
+
+/// One GPU's primary context through the driver API: device memory, modules (CUBIN/PTX from
+/// `NVRTC`) and kernel launches on the default stream. This is the layer the CUDA backend and
+/// `nanodecoder cuda selftest` stand on.
+///
+/// Written against the driver API's documented C signatures; it has not run on a GPU yet (none
+/// was lent while it was written), so `nanodecoder cuda selftest` is the first thing to run on one.
+public final class CUDAContext {
+    public typealias DevicePointer = UInt64
+    private typealias Retain = @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32) -> Int32
+    private typealias SetCurrent = @convention(c) (OpaquePointer?) -> Int32
+    private typealias Alloc = @convention(c) (UnsafeMutablePointer<DevicePointer>, Int) -> Int32
+    private typealias Free = @convention(c) (DevicePointer) -> Int32
+    private typealias CopyIn = @convention(c) (DevicePointer, UnsafeRawPointer, Int) -> Int32
+    private typealias CopyOut = @convention(c) (UnsafeMutableRawPointer, DevicePointer, Int) -> Int32
+    private typealias Memset = @convention(c) (DevicePointer, UInt8, Int) -> Int32
+    private typealias LoadData = @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> Int32
+    private typealias GetFunction = @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> Int32
+    private typealias Launch = @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
+                                               UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32
+    private typealias Synchronize = @convention(c) () -> Int32
+    private typealias ErrorName = @convention(c) (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Int32
+
+    private let alloc: Alloc, free: Free, copyIn: CopyIn, copyOut: CopyOut, memset: Memset
+    private let loadData: LoadData, getFunction: GetFunction, launchKernel: Launch, synchronizeContext: Synchronize
+    private let errorName: ErrorName
+    private let context: OpaquePointer?
+    public let device: CUDADriver.Device
+
+    /// A loaded module: its kernels by name.
+    public struct Module {
+        fileprivate let handle: OpaquePointer?
+        public let name: String
+    }
+
+    /// A kernel argument, passed by value as the kernel's C signature declares it.
+    public enum Argument: Sendable {
+        case pointer(DevicePointer), int32(Int32), int64(Int64), float(Float)
+    }
+
+    /// Opens device `ordinal`'s primary context and makes it current on this thread.
+    public init(driver: CUDADriver, ordinal: Int = 0, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let devices = try driver.devices()
+        guard ordinal < devices.count else {
+            throw CUDADriverError(call: "cuDeviceGet(\(ordinal))", code: 101, name: "CUDA_ERROR_INVALID_DEVICE: \(devices.count) GPU(s) visible")
+        }
+        device = devices[ordinal]
+        let lib = try CUDALibraryLoader.open(["libcuda.so.1", "libcuda.so"], environment: environment)
+        func sym<F>(_ name: String, _ t: F.Type) throws -> F { try CUDALibraryLoader.symbol(lib, name, as: t, library: "libcuda.so.1") }
+        let errorNames = try sym("cuGetErrorName", ErrorName.self)
+        errorName = errorNames
+        alloc = try sym("cuMemAlloc_v2", Alloc.self)
+        free = try sym("cuMemFree_v2", Free.self)
+        copyIn = try sym("cuMemcpyHtoD_v2", CopyIn.self)
+        copyOut = try sym("cuMemcpyDtoH_v2", CopyOut.self)
+        memset = try sym("cuMemsetD8_v2", Memset.self)
+        loadData = try sym("cuModuleLoadData", LoadData.self)
+        getFunction = try sym("cuModuleGetFunction", GetFunction.self)
+        launchKernel = try sym("cuLaunchKernel", Launch.self)
+        synchronizeContext = try sym("cuCtxSynchronize", Synchronize.self)
+        var ctx: OpaquePointer? = nil
+        let retain = try sym("cuDevicePrimaryCtxRetain", Retain.self)
+        let setCurrent = try sym("cuCtxSetCurrent", SetCurrent.self)
+        var handle: Int32 = 0
+        let deviceGet = try sym("cuDeviceGet", (@convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32).self)
+        for (call, code) in [("cuDeviceGet", { deviceGet(&handle, Int32(ordinal)) }), ("cuDevicePrimaryCtxRetain", { retain(&ctx, handle) }),
+                             ("cuCtxSetCurrent", { setCurrent(ctx) })] as [(String, () -> Int32)] {
+            let result = code()
+            if result != 0 { throw Self.error(errorNames, call, result) }
+        }
+        context = ctx
+    }
+
+    private static func error(_ errorName: ErrorName, _ call: String, _ code: Int32) -> CUDADriverError {
+        var name: UnsafePointer<CChar>? = nil
+        _ = errorName(code, &name)
+        return CUDADriverError(call: call, code: code, name: name.map { String(cString: $0) } ?? "unknown error")
+    }
+
+    private func check(_ call: String, _ code: Int32) throws {
+        if code != 0 { throw Self.error(errorName, call, code) }
+    }
+
+    // MARK: Memory
+
+    /// `bytes` of device memory (uninitialised).
+    public func allocate(_ bytes: Int) throws -> DevicePointer {
+        var p: DevicePointer = 0
+        try check("cuMemAlloc(\(bytes) bytes)", alloc(&p, max(bytes, 1)))
+        return p
+    }
+
+    public func release(_ p: DevicePointer) { _ = free(p) }
+
+    public func upload<T>(_ values: [T], to p: DevicePointer) throws {
+        guard !values.isEmpty else { return }
+        try values.withUnsafeBytes { try check("cuMemcpyHtoD", copyIn(p, $0.baseAddress!, $0.count)) }
+    }
+
+    /// A new device buffer holding `values`.
+    public func upload<T>(_ values: [T]) throws -> DevicePointer {
+        let p = try allocate(values.count * MemoryLayout<T>.stride)
+        try upload(values, to: p)
+        return p
+    }
+
+    public func download<T>(_ p: DevicePointer, count: Int, as: T.Type = T.self) throws -> [T] {
+        var out = [T](unsafeUninitializedCapacity: count) { _, n in n = count }
+        guard count > 0 else { return out }
+        try out.withUnsafeMutableBytes { try check("cuMemcpyDtoH", copyOut($0.baseAddress!, p, $0.count)) }
+        return out
+    }
+
+    public func zero(_ p: DevicePointer, bytes: Int) throws { try check("cuMemsetD8", memset(p, 0, bytes)) }
+
+    // MARK: Modules and launches
+
+    /// Loads a CUBIN (or PTX, which the driver JIT-compiles) produced by `NVRTC.compile`.
+    public func load(_ image: Data, name: String) throws -> Module {
+        var module: OpaquePointer? = nil
+        // PTX must be NUL-terminated; a CUBIN is read by its ELF header, the extra byte is harmless.
+        let bytes = [UInt8](image) + [0]
+        try bytes.withUnsafeBytes { try check("cuModuleLoadData(\(name))", loadData(&module, $0.baseAddress!)) }
+        return Module(handle: module, name: name)
+    }
+
+    /// Launches `kernel` of `module` on the default stream (asynchronous: `synchronize` waits).
+    public func launch(_ module: Module, _ kernel: String, grid: (Int, Int, Int), block: (Int, Int, Int),
+                       sharedBytes: Int = 0, _ arguments: [Argument]) throws {
+        var function: OpaquePointer? = nil
+        try check("cuModuleGetFunction(\(module.name): \(kernel))", getFunction(&function, module.handle, kernel))
+        // kernelParams: one pointer per argument, to a copy of its value.
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: 8 * max(arguments.count, 1), alignment: 8)
+        defer { storage.deallocate() }
+        var params = [UnsafeMutableRawPointer?](repeating: nil, count: arguments.count)
+        for (i, argument) in arguments.enumerated() {
+            let slot = storage + 8 * i
+            switch argument {
+            case .pointer(let p): slot.storeBytes(of: p, as: UInt64.self)
+            case .int32(let v): slot.storeBytes(of: v, as: Int32.self)
+            case .int64(let v): slot.storeBytes(of: v, as: Int64.self)
+            case .float(let v): slot.storeBytes(of: v, as: Float.self)
+            }
+            params[i] = slot
+        }
+        try params.withUnsafeMutableBufferPointer { params in
+            try check("cuLaunchKernel(\(kernel))", launchKernel(function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2),
+                                                                  UInt32(block.0), UInt32(block.1), UInt32(block.2), UInt32(sharedBytes),
+                                                                  nil, params.baseAddress, nil))
+        }
+    }
+
+    /// Waits for every launch so far; a kernel's fault surfaces here.
+    public func synchronize() throws { try check("cuCtxSynchronize", synchronizeContext()) }
+}
