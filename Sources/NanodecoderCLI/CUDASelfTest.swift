@@ -29,7 +29,8 @@ struct CUDASelfTest: ParsableCommand {
                 let image = try nvrtc.compile(source, name: name, target: ptx ? .ptx(arch) : .cubin(arch))
                 modules[name] = try gpu.load(image, name: name)
             }
-            let checks = KernelChecks(gpu: gpu, modules: modules)
+            let blas = Result { try CUBLASLt(context: gpu) }
+            let checks = KernelChecks(gpu: gpu, modules: modules, blas: blas)
             var failures: [String] = []
             for (name, tolerance, check) in checks.all {
                 do {
@@ -55,6 +56,8 @@ struct CUDASelfTest: ParsableCommand {
 private struct KernelChecks {
     let gpu: CUDAContext
     let modules: [String: CUDAContext.Module]
+    /// cuBLASLt, or why it could not be loaded (its checks then fail with that error).
+    let blas: Result<CUBLASLt, any Error>
 
     typealias Check = (name: String, tolerance: Float, run: () throws -> Float)
 
@@ -65,7 +68,41 @@ private struct KernelChecks {
          ("layernorm_forward (residual)", 1e-5, layerNormForward), ("layernorm_backward", 1e-4, layerNormBackward),
          ("cross_entropy_forward/backward", 1e-5, crossEntropy), ("attention_forward", 1e-5, attentionForward),
          ("attention_backward", 1e-4, attentionBackward), ("adamw_multi_tensor", 1e-6, adamW),
-         ("sum_of_squares", 1e-5, sumOfSquares), ("find_non_finite", 0, findNonFinite)]
+         ("sum_of_squares", 1e-5, sumOfSquares), ("find_non_finite", 0, findNonFinite),
+         ("cuBLASLt fp32 (4 transposes, batched, bias)", 1e-4, { try gemm(.float32) }),
+         ("cuBLASLt TF32", 1e-2, { try gemm(.tf32) }),
+         ("cuBLASLt bf16 operands", 1e-4, { try gemm(.bfloat16) }),
+         ("cuBLASLt bias+GELU epilogue", 1e-3, { try gemm(.float32, epilogue: .geluBias) })]
+    }
+
+    /// C = op(A)·op(B) (+ bias) for every transpose combination, batched (batch 3, B shared and
+    /// not) against the CPU backend; bf16 operands against fp32 products of the rounded values.
+    private func gemm(_ precision: CUBLASLt.Precision, epilogue: CUBLASLt.Epilogue = .bias) throws -> Float {
+        let blas = try self.blas.get()
+        let (batch, m, n, k) = (3, 70, 96, 130)
+        var worstSeen: Float = 0
+        for (transA, transB, sharedB) in [(false, false, true), (true, false, false), (false, true, false), (true, true, true)] {
+            let seed = UInt64(100 + (transA ? 1 : 0) + (transB ? 2 : 0))
+            var a = try random(batch * m * k, seed: seed), b = try random((sharedB ? 1 : batch) * k * n, seed: seed + 10)
+            let bias = try random(n, seed: seed + 20)
+            if precision == .bfloat16 {   // the reference multiplies the values bf16 holds
+                a = a.map { BFloat16.toFloat(BFloat16.fromFloat($0)) }; b = b.map { BFloat16.toFloat(BFloat16.fromFloat($0)) }
+            }
+            let at = try Tensor(a, shape: transA ? [batch, k, m] : [batch, m, k])
+            let bt = try Tensor(b, shape: sharedB ? (transB ? [n, k] : [k, n]) : (transB ? [batch, n, k] : [batch, k, n]))
+            var reference = try at.matmul(bt, transposeSelf: transA, transposeOther: transB) + Tensor(bias, shape: [n])
+            if epilogue == .geluBias { reference = try reference.gelu() }
+            let toDevice: ([Float]) throws -> CUDAContext.DevicePointer = { values in
+                precision == .bfloat16 ? try gpu.upload(values.map(BFloat16.fromFloat)) : try gpu.upload(values)
+            }
+            let (pa, pb, pbias, pc) = (try toDevice(a), try toDevice(b), try gpu.upload(bias), try gpu.allocate(batch * m * n * 4))
+            defer { [pa, pb, pbias, pc].forEach(gpu.release) }
+            try blas.matmul(a: pa, b: pb, c: pc, bias: pbias, m: m, n: n, k: k, transA: transA, transB: transB, batch: batch,
+                            sharedB: sharedB, precision: precision, epilogue: epilogue)
+            try gpu.synchronize()
+            worstSeen = max(worstSeen, worst(try gpu.download(pc, count: batch * m * n), try reference.toArray()))
+        }
+        return worstSeen
     }
 
     private func random(_ n: Int, seed: UInt64, scale: Float = 1) throws -> [Float] {

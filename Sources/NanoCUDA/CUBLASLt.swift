@@ -1,0 +1,137 @@
+import Foundation
+
+/// A cuBLASLt call that failed.
+public struct CUBLASLtError: Error, CustomStringConvertible {
+    public var call: String, status: Int32
+    public var description: String { "\(call) failed: cuBLAS status \(status)" }
+}
+
+/// GEMMs through cuBLASLt (libcublasLt, loaded at run time), in the engine's row-major terms:
+/// C[m×n] (+)= op(A)·op(B) (+ bias[n]) with A stored [m×k] ([k×m] when transA) and B stored [k×n]
+/// ([n×k] when transB), batched with strides. fp32, TF32 (fp32 storage, tensor cores) or bf16
+/// operands with fp32 output, and the bias / bias+GELU epilogues.
+///
+/// cuBLASLt is column-major: a row-major C is a column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, so B's buffer is
+/// passed first and A's second, with no copy. Written against cublasLt.h's documented
+/// signatures and enum values; it has not run on a GPU yet (`nanodecoder cuda selftest` checks it).
+public final class CUBLASLt {
+    public enum Precision: Sendable { case float32, tf32, bfloat16 }
+    public enum Epilogue: Sendable { case none, bias, geluBias }
+
+    private typealias Create = @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32
+    private typealias DescCreate = @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32, Int32) -> Int32
+    private typealias SetAttribute = @convention(c) (OpaquePointer?, Int32, UnsafeRawPointer, Int) -> Int32
+    private typealias Destroy = @convention(c) (OpaquePointer?) -> Int32
+    private typealias LayoutCreate = @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32, UInt64, UInt64, Int64) -> Int32
+    private typealias Heuristic = @convention(c) (OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?, OpaquePointer?,
+                                                  OpaquePointer?, OpaquePointer?, Int32, UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> Int32
+    private typealias Matmul = @convention(c) (OpaquePointer?, OpaquePointer?, UnsafeRawPointer, UInt64, OpaquePointer?, UInt64,
+                                               OpaquePointer?, UnsafeRawPointer, UInt64, OpaquePointer?, UInt64, OpaquePointer?,
+                                               UnsafeRawPointer?, UInt64, Int, OpaquePointer?) -> Int32
+
+    // cublasLt.h / library_types.h values.
+    private static let computeFloat32: Int32 = 68, computeFastTF32: Int32 = 77   // CUBLAS_COMPUTE_32F(_FAST_TF32)
+    private static let typeFloat32: Int32 = 0, typeBFloat16: Int32 = 14           // CUDA_R_32F, CUDA_R_16BF
+    private static let descTransA: Int32 = 3, descTransB: Int32 = 4, descEpilogue: Int32 = 7, descBiasPointer: Int32 = 8
+    private static let layoutBatchCount: Int32 = 5, layoutBatchStride: Int32 = 6
+    private static let preferenceMaxWorkspace: Int32 = 1
+    private static let epilogueDefault: UInt32 = 1, epilogueBias: UInt32 = 4, epilogueGeluBias: UInt32 = 36
+    /// sizeof(cublasLtMatmulHeuristicResult_t): algo (64 bytes), workspaceSize, state, wavesCount, reserved[4].
+    private static let heuristicResultBytes = 96
+
+    private let context: CUDAContext
+    private let handle: OpaquePointer?
+    private let descCreate: DescCreate, descSet: SetAttribute, descDestroy: Destroy
+    private let layoutCreate: LayoutCreate, layoutSet: SetAttribute, layoutDestroy: Destroy
+    private let preferenceCreate: Create, preferenceSet: SetAttribute, preferenceDestroy: Destroy
+    private let heuristic: Heuristic, matmulCall: Matmul
+    private let workspace: CUDAContext.DevicePointer
+    public let workspaceBytes = 32 << 20
+
+    public init(context: CUDAContext, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        self.context = context
+        let lib = try CUDALibraryLoader.open(["libcublasLt.so", "libcublasLt.so.13", "libcublasLt.so.12"], environment: environment)
+        func sym<F>(_ name: String, _ t: F.Type) throws -> F { try CUDALibraryLoader.symbol(lib, name, as: t, library: "libcublasLt") }
+        descCreate = try sym("cublasLtMatmulDescCreate", DescCreate.self)
+        descSet = try sym("cublasLtMatmulDescSetAttribute", SetAttribute.self)
+        descDestroy = try sym("cublasLtMatmulDescDestroy", Destroy.self)
+        layoutCreate = try sym("cublasLtMatrixLayoutCreate", LayoutCreate.self)
+        layoutSet = try sym("cublasLtMatrixLayoutSetAttribute", SetAttribute.self)
+        layoutDestroy = try sym("cublasLtMatrixLayoutDestroy", Destroy.self)
+        preferenceCreate = try sym("cublasLtMatmulPreferenceCreate", Create.self)
+        preferenceSet = try sym("cublasLtMatmulPreferenceSetAttribute", SetAttribute.self)
+        preferenceDestroy = try sym("cublasLtMatmulPreferenceDestroy", Destroy.self)
+        heuristic = try sym("cublasLtMatmulAlgoGetHeuristic", Heuristic.self)
+        matmulCall = try sym("cublasLtMatmul", Matmul.self)
+        var h: OpaquePointer? = nil
+        let status = try sym("cublasLtCreate", Create.self)(&h)
+        guard status == 0 else { throw CUBLASLtError(call: "cublasLtCreate", status: status) }
+        handle = h
+        workspace = try context.allocate(workspaceBytes)
+    }
+
+    deinit { context.release(workspace) }
+
+    private func check(_ call: String, _ status: Int32) throws {
+        if status != 0 { throw CUBLASLtError(call: call, status: status) }
+    }
+
+    private func set<T>(_ setter: SetAttribute, _ object: OpaquePointer?, _ attribute: Int32, _ value: T, _ call: String) throws {
+        var v = value
+        try withUnsafeBytes(of: &v) { try check(call, setter(object, attribute, $0.baseAddress!, $0.count)) }
+    }
+
+    /// C (+)= op(A)·op(B) (+ bias, then GELU for `.geluBias`); `batch` products at element
+    /// strides m·k, k·n (0: B shared) and m·n. A and B are bf16 for `.bfloat16`, else fp32; C is fp32.
+    public func matmul(a: CUDAContext.DevicePointer, b: CUDAContext.DevicePointer, c: CUDAContext.DevicePointer,
+                       bias: CUDAContext.DevicePointer? = nil, m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
+                       batch: Int = 1, sharedB: Bool = false, precision: Precision = .float32, epilogue: Epilogue = .none,
+                       accumulate: Bool = false) throws {
+        let operandType = precision == .bfloat16 ? Self.typeBFloat16 : Self.typeFloat32
+        var desc: OpaquePointer? = nil
+        try check("cublasLtMatmulDescCreate", descCreate(&desc, precision == .tf32 ? Self.computeFastTF32 : Self.computeFloat32, Self.typeFloat32))
+        defer { _ = descDestroy(desc) }
+        // First operand: B's buffer (op(B)ᵀ, n×k); second: A's buffer (op(A)ᵀ, k×m).
+        try set(descSet, desc, Self.descTransA, Int32(transB ? 1 : 0), "set TRANSA")
+        try set(descSet, desc, Self.descTransB, Int32(transA ? 1 : 0), "set TRANSB")
+        let epilogueCode: UInt32 = switch epilogue { case .none: Self.epilogueDefault; case .bias: Self.epilogueBias; case .geluBias: Self.epilogueGeluBias }
+        try set(descSet, desc, Self.descEpilogue, epilogueCode, "set EPILOGUE")
+        if epilogue != .none {
+            guard let bias else { throw CUBLASLtError(call: "matmul: the \(epilogue) epilogue needs a bias", status: -1) }
+            try set(descSet, desc, Self.descBiasPointer, bias, "set BIAS_POINTER")
+        }
+        var layouts: [OpaquePointer?] = []
+        defer { for l in layouts { _ = layoutDestroy(l) } }
+        func layout(_ type: Int32, rows: Int, cols: Int, ld: Int, stride: Int) throws -> OpaquePointer? {
+            var l: OpaquePointer? = nil
+            try check("cublasLtMatrixLayoutCreate", layoutCreate(&l, type, UInt64(rows), UInt64(cols), Int64(ld)))
+            layouts.append(l)
+            if batch > 1 {
+                try set(layoutSet, l, Self.layoutBatchCount, Int32(batch), "set BATCH_COUNT")
+                try set(layoutSet, l, Self.layoutBatchStride, Int64(stride), "set STRIDED_BATCH_OFFSET")
+            }
+            return l
+        }
+        let first = transB ? try layout(operandType, rows: k, cols: n, ld: k, stride: sharedB ? 0 : k * n)
+                           : try layout(operandType, rows: n, cols: k, ld: n, stride: sharedB ? 0 : k * n)
+        let second = transA ? try layout(operandType, rows: m, cols: k, ld: m, stride: m * k)
+                             : try layout(operandType, rows: k, cols: m, ld: k, stride: m * k)
+        let out = try layout(Self.typeFloat32, rows: n, cols: m, ld: n, stride: m * n)
+
+        var preference: OpaquePointer? = nil
+        try check("cublasLtMatmulPreferenceCreate", preferenceCreate(&preference))
+        defer { _ = preferenceDestroy(preference) }
+        try set(preferenceSet, preference, Self.preferenceMaxWorkspace, UInt64(workspaceBytes), "set MAX_WORKSPACE_BYTES")
+        let result = UnsafeMutableRawPointer.allocate(byteCount: Self.heuristicResultBytes, alignment: 16)
+        defer { result.deallocate() }
+        var found: Int32 = 0
+        try check("cublasLtMatmulAlgoGetHeuristic", heuristic(handle, desc, first, second, out, out, preference, 1, result, &found))
+        guard found > 0 else {
+            throw CUBLASLtError(call: "cublasLtMatmulAlgoGetHeuristic: no algorithm for m \(m) n \(n) k \(k) \(precision) \(epilogue)", status: -1)
+        }
+        var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
+        // The algorithm is the first 64 bytes of the heuristic result.
+        try check("cublasLtMatmul", matmulCall(handle, desc, &alpha, b, first, a, second, &beta, c, out, c, out,
+                                                UnsafeRawPointer(result), workspace, workspaceBytes, nil))
+    }
+}
