@@ -22,6 +22,8 @@ struct BenchOps: ParsableCommand {
         try withNoGrad {
             try benchMatmul(backend)
             print("")
+            try benchBF16Matmul(backend)
+            print("")
             try benchRowKernels(backend, rows: rows, width: width, kernels: [.square, .gelu, .layerNorm, .softmax])
             print("")
             // The shapes these kernels run at in GPT-2 training: GELU on the MLP's 4× hidden
@@ -86,6 +88,26 @@ struct BenchOps: ParsableCommand {
                          label, mm, nn, kk, flops / tEngine / 1e9, flops / tDirect / 1e9, 100 * tDirect / tEngine,
                          flops / tOther / 1e9, otherName))
         }
+    }
+
+    /// `mixed_precision: bf16`'s matmul at the forward shape against fp32 in the same run, with
+    /// a correctness check: the product must equal the fp32 product of the bf16-rounded operands
+    /// (this is how the native oneDNN bf16 path gets checked on a CPU that has one).
+    private func benchBF16Matmul(_ backend: CPUBackend) throws {
+        let (m, d, h) = (rows, width, 4 * width)
+        let x = try Tensor.randn([m, d], generator: Generator(seed: 3)), w = try Tensor.randn([h, d], generator: Generator(seed: 4))
+        let support = backend.gemm.bf16Support
+        print("bf16 matmul: " + (support.native ? "oneDNN \(support.detail)" : "no bf16 matmul on this CPU (\(support.detail)); operands widened to fp32"))
+        let flops = 2.0 * Double(m * h * d)
+        let tFloat = try median { _ = try x.matmul(w, transposeOther: true) }
+        let tBF16 = try median { _ = try MixedPrecision.run(.bfloat16) { try x.matmul(w, transposeOther: true) } }
+        let low = try MixedPrecision.run(.bfloat16) { try x.matmul(w, transposeOther: true) }.toArray()
+        let rounded = { (t: Tensor) throws -> Tensor in try t.cast(to: .bfloat16).cast(to: .float32) }
+        let reference = try rounded(x).matmul(rounded(w), transposeOther: true).toArray()
+        let worst = zip(low, reference).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+        print(String(format: "forward  Y = X·Wᵀ   %5d×%4d×%4d   bf16 %.1f GFLOP/s, fp32 %.1f GFLOP/s (bf16/fp32 %.2f×); "
+                     + "largest difference from fp32 on bf16-rounded operands %.1e (%@)",
+                     m, h, d, flops / tBF16 / 1e9, flops / tFloat / 1e9, tFloat / tBF16, worst, worst < 1e-4 ? "ok" : "WRONG"))
     }
 
     enum RowKernel { case square, gelu, layerNorm, softmax }
