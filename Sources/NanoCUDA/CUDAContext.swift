@@ -151,6 +151,25 @@ public final class CUDAContext {
         }
     }
 
+    /// Compiles every kernel source (`CUDAKernels.all`) for this GPU and loads it: modules by
+    /// program name ("elementwise.cu", ...). PTX lets the driver JIT for GPUs newer than NVRTC knows.
+    public func loadKernels(_ nvrtc: NVRTC, ptx: Bool = false) throws -> [String: Module] {
+        var modules: [String: Module] = [:]
+        for (name, source) in CUDAKernels.all {
+            let arch = device.architecture
+            modules[name] = try load(try nvrtc.compile(source, name: name, target: ptx ? .ptx(arch) : .cubin(arch)), name: name)
+        }
+        return modules
+    }
+
+    // Launch geometry shared by the kernels' conventions.
+    /// 256 threads per block.
+    public static let blockOf256 = (256, 1, 1)
+    /// Grid-stride loops over n elements: enough 256-thread blocks for n, at most 1024.
+    public static func gridStride(_ n: Int) -> (Int, Int, Int) { (max(1, min(1024, (n + 255) / 256)), 1, 1) }
+    /// One warp per row with 256-thread blocks: 8 rows per block.
+    public static func warpPerRow(_ rows: Int, y: Int = 1) -> (Int, Int, Int) { (max(1, (rows + 7) / 8), y, 1) }
+
     /// Waits for every launch so far; a kernel's fault surfaces here.
     public func synchronize() throws { try check("cuCtxSynchronize", synchronizeContext()) }
 }

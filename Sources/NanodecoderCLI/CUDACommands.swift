@@ -6,7 +6,7 @@ import NanoCUDA
 /// compiled with NVRTC (no GPU needed for that).
 struct CUDACommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cuda", abstract: "NVIDIA GPU support: libraries found, kernel compilation.",
-                                                    subcommands: [CUDAInfo.self, CUDAKernelsCommand.self, CUDASelfTest.self], defaultSubcommand: CUDAInfo.self)
+                                                    subcommands: [CUDAInfo.self, CUDAKernelsCommand.self, CUDASelfTest.self, CUDATrainCheck.self], defaultSubcommand: CUDAInfo.self)
 
     /// The error `--device cuda` gives: no driver (with where we looked), or no backend yet.
     static func requireBackend() throws -> Never {

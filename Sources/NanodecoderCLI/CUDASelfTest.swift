@@ -23,12 +23,7 @@ struct CUDASelfTest: ParsableCommand {
             let gpu = try CUDAContext(driver: driver, ordinal: device)
             let nvrtc = try NVRTC()
             print("\(gpu.device); NVRTC \(nvrtc.version.major).\(nvrtc.version.minor)")
-            var modules: [String: CUDAContext.Module] = [:]
-            for (name, source) in CUDAKernels.all {
-                let arch = gpu.device.architecture
-                let image = try nvrtc.compile(source, name: name, target: ptx ? .ptx(arch) : .cubin(arch))
-                modules[name] = try gpu.load(image, name: name)
-            }
+            let modules = try gpu.loadKernels(nvrtc, ptx: ptx)
             let blas = Result { try CUBLASLt(context: gpu) }
             let checks = KernelChecks(gpu: gpu, modules: modules, blas: blas)
             var failures: [String] = []
@@ -68,7 +63,7 @@ private struct KernelChecks {
          ("layernorm_forward (residual)", 1e-5, layerNormForward), ("layernorm_backward", 1e-4, layerNormBackward),
          ("cross_entropy_forward/backward", 1e-5, crossEntropy), ("attention_forward", 1e-5, attentionForward),
          ("attention_backward", 1e-4, attentionBackward), ("adamw_multi_tensor", 1e-6, adamW),
-         ("sum_of_squares", 1e-5, sumOfSquares), ("find_non_finite", 0, findNonFinite),
+         ("heads_permute (QKV rows ↔ heads)", 0, headsPermute), ("sum_of_squares", 1e-5, sumOfSquares), ("find_non_finite", 0, findNonFinite),
          ("cuBLASLt fp32 (4 transposes, batched, bias)", 1e-4, { try gemm(.float32) }),
          ("cuBLASLt TF32", 1e-2, { try gemm(.tf32) }),
          ("cuBLASLt bf16 operands", 1e-4, { try gemm(.bfloat16) }),
@@ -114,11 +109,9 @@ private struct KernelChecks {
         return zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
     }
 
-    /// Grid-stride kernels: 256 threads, enough blocks for n (at most 1024).
-    private func grid(_ n: Int) -> (Int, Int, Int) { (max(1, min(1024, (n + 255) / 256)), 1, 1) }
-    private let threads = (256, 1, 1)
-    /// One warp per row, 8 rows per block.
-    private func warpRows(_ rows: Int, y: Int = 1) -> (Int, Int, Int) { ((rows + 7) / 8, y, 1) }
+    private func grid(_ n: Int) -> (Int, Int, Int) { CUDAContext.gridStride(n) }
+    private let threads = CUDAContext.blockOf256
+    private func warpRows(_ rows: Int) -> (Int, Int, Int) { CUDAContext.warpPerRow(rows) }
 
     private func launch(_ module: String, _ kernel: String, grid: (Int, Int, Int), block: (Int, Int, Int),
                         _ args: [CUDAContext.Argument]) throws {
@@ -383,6 +376,29 @@ private struct KernelChecks {
             worstSeen = max(worstSeen, worst(try gpu.download(buffers[4 * i], count: n), expected[i]))
         }
         return worstSeen
+    }
+
+    /// [B, T, 3, H, D] rows → q, k, v heads [B, H, T, D] and back, against index arithmetic here.
+    private func headsPermute() throws -> Float {
+        let (b, t, h, d) = (2, 5, 3, 4)
+        let rows = try random(b * t * 3 * h * d, seed: 80)
+        var worstSeen: Float = 0
+        return try withBuffers([rows, [Float](repeating: 0, count: b * h * t * d), [Float](repeating: 0, count: rows.count)]) { p in
+            for which in 0..<3 {
+                try launch("elementwise.cu", "heads_permute", grid: grid(b * h * t * d), block: threads,
+                           [.pointer(p[0]), .pointer(p[1]), .int32(Int32(b)), .int32(Int32(t)), .int32(Int32(h)), .int32(Int32(d)),
+                            .int32(3), .int32(Int32(which)), .int32(1)])
+                var expected = [Float]()
+                for bi in 0..<b { for hi in 0..<h { for ti in 0..<t { for di in 0..<d {
+                    expected.append(rows[(((bi * t + ti) * 3 + which) * h + hi) * d + di])
+                } } } }
+                worstSeen = max(worstSeen, worst(try gpu.download(p[1], count: expected.count), expected))
+                try launch("elementwise.cu", "heads_permute", grid: grid(b * h * t * d), block: threads,
+                           [.pointer(p[2]), .pointer(p[1]), .int32(Int32(b)), .int32(Int32(t)), .int32(Int32(h)), .int32(Int32(d)),
+                            .int32(3), .int32(Int32(which)), .int32(0)])
+            }
+            return max(worstSeen, worst(try gpu.download(p[2], count: rows.count), rows))   // all three parts scattered back
+        }
     }
 
     private func sumOfSquares() throws -> Float {

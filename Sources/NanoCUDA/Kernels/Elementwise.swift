@@ -69,5 +69,19 @@ extern "C" __global__ void column_sum(const float* __restrict__ x, float* __rest
     for (long r = 0; r < rows; r++) acc += x[r * cols + c];
     out[c] = acc;
 }
+
+// Heads ↔ rows: rows [B, T, parts, H, D] (the QKV projection's output when parts = 3, an
+// attention output's [B, T, C] when parts = 1) ↔ heads [B, H, T, D] for part `which`.
+// toHeads = 1 gathers the part's heads out of rows; 0 scatters heads back into rows.
+extern "C" __global__ void heads_permute(float* rows, float* heads, int B, int T, int H, int D, int parts, int which, int toHeads) {
+    long n = (long)B * H * T * D;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        int d = i % D; long r = i / D;
+        int t = r % T; r /= T;
+        int h = r % H; int b = r / H;
+        long j = (((long)b * T + t) * parts + which) * (long)H * D + (long)h * D + d;
+        if (toHeads) heads[i] = rows[j]; else rows[j] = heads[i];
+    }
+}
 """#
 }
