@@ -37,6 +37,18 @@ public final class AdamW: Optimizer {
     }
 
     /// Global L2 norm of all gradients.
+    /// AdamW over `trainable` with a config's betas, eps and weight decay, decaying matrices and
+    /// embeddings only (`decayedNames`), as the trainer builds it.
+    public convenience init(_ trainable: [(name: String, tensor: Tensor)], config: TrainConfig) throws {
+        try self.init(trainable, decayed: Self.decayedNames(trainable), beta1: config.beta1, beta2: config.beta2, eps: config.eps,
+                      weightDecay: config.weightDecay)
+    }
+
+    /// The parameters weight decay applies to: rank ≥ 2 (matrices, embeddings), not biases or norms.
+    public static func decayedNames(_ trainable: [(name: String, tensor: Tensor)]) -> Set<String> {
+        Set(trainable.filter { $0.tensor.rank >= 2 }.map(\.name))
+    }
+
     public func gradientNorm() throws -> Float {
         var total = 0.0
         for (_, p) in parameters { if let g = p.grad { total += try g.sumOfSquares() } }

@@ -51,7 +51,7 @@ public final class Trainer {
                               message: "batch_size \(config.batchSize) is the global batch and must split evenly across \(communicator.size) ranks")
         }
         shard = DataShard(index: communicator.rank, count: communicator.size)
-        let decayed = Set(trainable.filter { $0.tensor.rank >= 2 }.map(\.name))
+        let decayed = AdamW.decayedNames(trainable)
         if config.zero == 1 && communicator.isDistributed {
             optimizer = try ZeroOneAdamW(trainable, decayed: decayed, beta1: config.beta1, beta2: config.beta2, eps: config.eps,
                                          weightDecay: config.weightDecay, communicator: communicator)

@@ -51,15 +51,12 @@ struct BenchTrain: ParsableCommand {
         try Nanodecoder.reporting {
             guard steps >= 1, warmup >= 0 else { throw ValidationError("--steps must be ≥ 1 and --warmup ≥ 0") }
             var cfg = try config()
-            let folder = NSTemporaryDirectory() + "nanodecoder-bench-\(getpid())"
-            defer { try? FileManager.default.removeItem(atPath: folder) }
-            _ = try NanoData.Prepare.run(text: try readText(data, what: "training text"), source: data, folder: folder, tokenizer: .char, log: { _ in })
-            cfg.dataset = folder
+            let dataset = try TemporaryCharDataset(text: data, tag: "bench")
+            defer { dataset.remove() }
+            cfg.dataset = dataset.folder
             let task = try LanguageModelTask(config: cfg)
             let model = task.model
-            let trainable = model.trainableParameters()
-            let optimizer = try AdamW(trainable, decayed: Set(trainable.filter { $0.tensor.rank >= 2 }.map(\.name)),
-                                      beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay)
+            let optimizer = try AdamW(model.trainableParameters(), config: cfg)
             let peak = try peakGflops ?? Trainer.measuredPeakFLOPS() / 1e9
             let flopsPerToken = task.flopsPerToken ?? 0
             let say: (String) -> Void = json ? { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } : { emit($0) }

@@ -32,15 +32,13 @@ struct CUDATrainCheck: ParsableCommand {
             do { driver = try CUDADriver() } catch let error as CUDALibraryError {
                 throw CommandFailure(description: "cuda train-check: no NVIDIA driver on this machine: \(error)")
             }
-            let folder = NSTemporaryDirectory() + "nanodecoder-train-check-\(getpid())"
-            defer { try? FileManager.default.removeItem(atPath: folder) }
-            _ = try NanoData.Prepare.run(text: try readText(data, what: "training text"), source: data, folder: folder, tokenizer: .char, log: { _ in })
-            cfg.dataset = folder
+            let dataset = try TemporaryCharDataset(text: data, tag: "train-check")
+            defer { dataset.remove() }
+            cfg.dataset = dataset.folder
             let task = try LanguageModelTask(config: cfg)
             let model = task.model
-            let trainable = model.trainableParameters()
-            let decayed = Set(trainable.filter { $0.tensor.rank >= 2 }.map(\.name))
-            let optimizer = try AdamW(trainable, decayed: decayed, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay)
+            let optimizer = try AdamW(model.trainableParameters(), config: cfg)
+            let decayed = AdamW.decayedNames(model.trainableParameters())
 
             let gpu = try CUDAContext(driver: driver, ordinal: device)
             let modules = try gpu.loadKernels(try NVRTC())

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NanoData
 
 @main
 struct Nanodecoder: AsyncParsableCommand {
@@ -29,6 +30,19 @@ func emit(_ text: String, terminator: String = "\n") {
 }
 
 /// A UTF-8 text file's contents, or an error naming the file.
+/// A text file's characters prepared as a dataset (train.bin, val.bin, meta.json) in a temporary
+/// folder, for commands that train on a file directly (`bench train`, `cuda train-check`).
+struct TemporaryCharDataset {
+    let folder: String
+
+    init(text path: String, tag: String) throws {
+        folder = NSTemporaryDirectory() + "nanodecoder-\(tag)-\(getpid())"
+        _ = try NanoData.Prepare.run(text: try readText(path, what: "training text"), source: path, folder: folder, tokenizer: .char, log: { _ in })
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: folder) }
+}
+
 func readText(_ path: String, what: String = "text") throws -> String {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
         throw CommandFailure(description: "\(path): cannot read it as UTF-8 \(what)")

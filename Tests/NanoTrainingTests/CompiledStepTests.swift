@@ -6,14 +6,6 @@ import Testing
 
 /// `compile: true` replays the first step's kernels; the losses must be the eager ones.
 @Suite(.serialized) struct CompiledStepTests {
-    private func train(_ config: TrainConfig, runs: String, name: String) throws -> (trainer: Trainer, log: [String]) {
-        var lines: [String] = []
-        let trainer = try Trainer(config: config, runDir: runs + "/" + name)
-        trainer.log = { lines.append($0) }
-        try trainer.train()
-        return (trainer, lines)
-    }
-
     @Test(arguments: [1, 2])
     func compiledStepsGiveTheEagerLosses(accumulation: Int) throws {
         let data = try makeDataset()
@@ -22,9 +14,9 @@ import Testing
         config.nLayer = 2
         config.maxIters = 12
         config.gradientAccumulationSteps = accumulation
-        let eager = try train(config, runs: runs, name: "eager")
+        let eager = try trainLogged(config, runs: runs, name: "eager")
         config.compile = true
-        let compiled = try train(config, runs: runs, name: "compiled")
+        let compiled = try trainLogged(config, runs: runs, name: "compiled")
         #expect(compiled.log.contains { $0.contains("compile: recorded") }, "\(compiled.log)")
         #expect(eager.trainer.losses.count == 12 && compiled.trainer.losses.count == 12)
         for step in 0..<12 {
@@ -40,7 +32,7 @@ import Testing
         let data = try makeDataset()
         let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"
         var config = tinyConfig(dataset: data, runs: runs)
-        let eager = try train(config, runs: runs, name: "eager")
+        let eager = try trainLogged(config, runs: runs, name: "eager")
         config.compile = true
         let resumed = try trainStoppedAndResumed(config, runDir: runs + "/resumed", stopAt: 5).losses
         for step in 0..<config.maxIters {
@@ -55,7 +47,7 @@ import Testing
         var config = tinyConfig(dataset: data, runs: runs)
         config.compile = true
         config.dropout = 0.1
-        let run = try train(config, runs: runs, name: "dropout")
+        let run = try trainLogged(config, runs: runs, name: "dropout")
         #expect(run.log.contains { $0.contains("compile: running eagerly: dropout") }, "\(run.log)")
         #expect(run.trainer.losses.count == config.maxIters)
     }

@@ -5,14 +5,6 @@ import Testing
 
 /// `training.mixed_precision: bf16` on whole training runs.
 @Suite(.serialized) struct MixedPrecisionTrainingTests {
-    private func train(_ config: TrainConfig, runs: String, name: String) throws -> (trainer: Trainer, log: [String]) {
-        var lines: [String] = []
-        let trainer = try Trainer(config: config, runDir: runs + "/" + name)
-        trainer.log = { lines.append($0) }
-        try trainer.train()
-        return (trainer, lines)
-    }
-
     private func smallConfig() throws -> (TrainConfig, String) {
         let data = try makeDataset()
         let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"
@@ -26,9 +18,9 @@ import Testing
     /// different computation (not bitwise equal).
     @Test func bf16LossesTrackFloat32() throws {
         var (config, runs) = try smallConfig()
-        let fp32 = try train(config, runs: runs, name: "fp32")
+        let fp32 = try trainLogged(config, runs: runs, name: "fp32")
         config.mixedPrecision = "bf16"
-        let bf16 = try train(config, runs: runs, name: "bf16")
+        let bf16 = try trainLogged(config, runs: runs, name: "bf16")
         #expect(bf16.log.contains { $0.contains("mixed precision: bf16") }, "\(bf16.log)")
         var differs = false
         for step in 0..<config.maxIters {
@@ -49,9 +41,9 @@ import Testing
         var (config, runs) = try smallConfig()
         config.maxIters = 12
         config.mixedPrecision = "bf16"
-        let eager = try train(config, runs: runs, name: "eager")
+        let eager = try trainLogged(config, runs: runs, name: "eager")
         config.compile = true
-        let compiled = try train(config, runs: runs, name: "compiled")
+        let compiled = try trainLogged(config, runs: runs, name: "compiled")
         #expect(compiled.log.contains { $0.contains("compile: recorded") }, "\(compiled.log)")
         for step in 0..<config.maxIters {
             let a = eager.trainer.losses[step]!, b = compiled.trainer.losses[step]!

@@ -33,6 +33,15 @@ func tinyConfig(dataset: String, runs: String) -> TrainConfig {
     return c
 }
 
+/// Trains `config` in runs/name to the end; returns the trainer and the lines it logged.
+func trainLogged(_ config: TrainConfig, runs: String, name: String) throws -> (trainer: Trainer, log: [String]) {
+    var lines: [String] = []
+    let trainer = try Trainer(config: config, runDir: runs + "/" + name)
+    trainer.log = { lines.append($0) }
+    try trainer.train()
+    return (trainer, lines)
+}
+
 /// Trains `config` in runDir, stopped after `stopAt` steps as Ctrl-C would stop it, then resumed to
 /// the end. Returns the losses of both runs by step and the two trainers.
 func trainStoppedAndResumed(_ config: TrainConfig, runDir: String, stopAt: Int) throws -> (losses: [Int: Float], first: Trainer, second: Trainer) {
