@@ -44,7 +44,7 @@ public final class CUBLASLt {
     private let descCreate: DescCreate, descSet: SetAttribute, descDestroy: Destroy
     private let layoutCreate: LayoutCreate, layoutSet: SetAttribute, layoutDestroy: Destroy
     private let preferenceCreate: Create, preferenceSet: SetAttribute, preferenceDestroy: Destroy
-    private let heuristic: Heuristic, matmulCall: Matmul
+    private let heuristic: Heuristic, matmulCall: Matmul, destroy: Destroy
     private let workspace: CUDAContext.DevicePointer
     public let workspaceBytes = 32 << 20
 
@@ -63,6 +63,7 @@ public final class CUBLASLt {
         preferenceDestroy = try sym("cublasLtMatmulPreferenceDestroy", Destroy.self)
         heuristic = try sym("cublasLtMatmulAlgoGetHeuristic", Heuristic.self)
         matmulCall = try sym("cublasLtMatmul", Matmul.self)
+        destroy = try sym("cublasLtDestroy", Destroy.self)
         var h: OpaquePointer? = nil
         let status = try sym("cublasLtCreate", Create.self)(&h)
         guard status == 0 else { throw CUBLASLtError(call: "cublasLtCreate", status: status) }
@@ -70,7 +71,10 @@ public final class CUBLASLt {
         workspace = try context.allocate(workspaceBytes)
     }
 
-    deinit { context.release(workspace) }
+    deinit {
+        context.release(workspace)
+        _ = destroy(handle)
+    }
 
     private func check(_ call: String, _ status: Int32) throws {
         if status != 0 { throw CUBLASLtError(call: call, status: status) }

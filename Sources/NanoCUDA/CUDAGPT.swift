@@ -72,7 +72,7 @@ public final class CUDAGPT {
         normBuffer = try keep(try gpu.allocate(4))
     }
 
-    deinit { owned.forEach(gpu.release) }
+    deinit { (owned + (activations?.buffers ?? [])).forEach(gpu.release) }
 
     private func keep(_ p: CUDAContext.DevicePointer) throws -> CUDAContext.DevicePointer { owned.append(p); return p }
 
@@ -87,6 +87,8 @@ public final class CUDAGPT {
     /// Everything forward keeps for backward, for one batch shape.
     private struct Activations {
         let batch: Int, time: Int
+        /// Every buffer below, released when the batch shape changes.
+        var buffers: [CUDAContext.DevicePointer] = []
         var tokens: CUDAContext.DevicePointer = 0, targets: CUDAContext.DevicePointer = 0
         var xs: [CUDAContext.DevicePointer] = []          // block inputs, then the last block's output: layers + 1
         var h1: [CUDAContext.DevicePointer] = [], mean1: [CUDAContext.DevicePointer] = [], rstd1: [CUDAContext.DevicePointer] = []
@@ -109,7 +111,14 @@ public final class CUDAGPT {
     private func allocateActivations(batch b: Int, time t: Int) throws -> Activations {
         let (n, c, l, v) = (b * t, shape.width, shape.layers, shape.vocab)
         var a = Activations(batch: b, time: t)
-        func f(_ count: Int) throws -> CUDAContext.DevicePointer { try keep(try gpu.allocate(count * 4)) }
+        var buffers: [CUDAContext.DevicePointer] = []
+        var complete = false
+        defer { if !complete { buffers.forEach(gpu.release) } }
+        func f(_ count: Int) throws -> CUDAContext.DevicePointer {
+            let p = try gpu.allocate(count * 4)
+            buffers.append(p)
+            return p
+        }
         a.tokens = try f(n); a.targets = try f(n)
         a.xs = try (0...l).map { _ in try f(n * c) }
         for _ in 0..<l {
@@ -125,6 +134,8 @@ public final class CUDAGPT {
         a.dx = try f(n * c); a.dx1 = try f(n * c); a.dh = try f(n * c); a.dtmp = try f(n * c)
         a.dact = try f(n * 4 * c); a.dpre = try f(n * 4 * c); a.dy = try f(n * c); a.dout = try f(n * c)
         a.delta = try f(b * shape.heads * t); a.dq = try f(n * c); a.dk = try f(n * c); a.dv = try f(n * c); a.dqkv = try f(n * 3 * c)
+        a.buffers = buffers
+        complete = true
         return a
     }
 
@@ -175,7 +186,11 @@ public final class CUDAGPT {
         guard batch > 0, tokens.count == batch * t, targets.count == tokens.count, t <= shape.block else {
             throw CUDADriverError(call: "CUDAGPT.trainStep", code: -1, name: "tokens/targets must be [batch, T] with T ≤ \(shape.block)")
         }
-        if activations?.batch != batch || activations?.time != t { activations = try allocateActivations(batch: batch, time: t) }
+        if activations?.batch != batch || activations?.time != t {
+            activations?.buffers.forEach(gpu.release)
+            activations = nil
+            activations = try allocateActivations(batch: batch, time: t)
+        }
         let a = activations!
         let (n, c, v, hCount) = (batch * t, shape.width, shape.vocab, shape.heads)
         let d = c / hCount

@@ -24,9 +24,11 @@ struct CUDATrainCheck: ParsableCommand {
 
     func run() throws {
         try Nanodecoder.reporting {
+            guard steps >= 1 else { throw ValidationError("--steps must be ≥ 1") }
             var cfg = try TrainConfig.load(file: config, overrides: overrides)
-            guard cfg.useMoE == false, cfg.bias, cfg.tieWeights, cfg.mlpRatio == 4, cfg.dropout == 0 else {
-                throw CommandFailure(description: "cuda train-check: the GPU model is the dense GPT with biases, tied weights, mlp_ratio 4 and dropout 0")
+            guard cfg.useMoE == false, cfg.bias, cfg.tieWeights, cfg.mlpRatio == 4, cfg.dropout == 0, cfg.mixedPrecision == "none" else {
+                throw CommandFailure(description: "cuda train-check: the GPU model is the fp32 dense GPT with biases, tied weights, "
+                                     + "mlp_ratio 4 and dropout 0 (mixed_precision: none)")
             }
             let driver: CUDADriver
             do { driver = try CUDADriver() } catch let error as CUDALibraryError {

@@ -27,7 +27,8 @@ extern "C" __global__ void gelu_backward(const float* __restrict__ x, const floa
 }
 
 // out = a + b (same shapes), or a + b broadcast over rows when b has `cols` elements.
-extern "C" __global__ void add(const float* __restrict__ a, const float* __restrict__ b, float* out, long n, long bCount) {
+// out may be a (in place): a is not __restrict__.
+extern "C" __global__ void add(const float* a, const float* __restrict__ b, float* out, long n, long bCount) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) out[i] = a[i] + b[i % bCount];
 }
 
