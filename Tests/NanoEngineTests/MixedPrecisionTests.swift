@@ -85,6 +85,22 @@ import Testing
         }
     }
 
+    /// MoE expert GEMMs: bf16 forward and gradients equal float32 ones on rounded operands.
+    @Test func groupedMatmulMultipliesRoundedOperands() throws {
+        let x0 = try randomTensor([9, 12], seed: 20), w0 = try randomTensor([3, 12, 5], seed: 21), r = try randomTensor([9, 5], seed: 22)
+        let groups = [4, 0, 5]
+        let x = try fresh(x0), w = try fresh(w0)
+        let y = try MixedPrecision.run(.bfloat16) { try x.groupedMatmul(w, groupSizes: groups) }
+        try (y * r).sum().backward()
+        let xr = try fresh(try rounded(x0)), wr = try fresh(try rounded(w0))
+        let yr = try xr.groupedMatmul(wr, groupSizes: groups)
+        try (yr * rounded(r)).sum().backward()
+        #expect(try largestDifference(y, yr) < 1e-5)
+        #expect(try largestDifference(x.grad!, xr.grad!) < 1e-5)
+        #expect(try largestDifference(w.grad!, wr.grad!) < 1e-5)
+        #expect(try largestDifference(y, try x0.groupedMatmul(w0, groupSizes: groups)) > 1e-3)
+    }
+
     @Test func onlyFloat32AndBFloat16AreComputeTypes() throws {
         #expect(throws: TensorError.self) { try MixedPrecision.run(.float16) { 0 } }
         #expect(MixedPrecision.compute == .float32)

@@ -159,16 +159,21 @@ extension Tensor {
         }
         let (k, n) = (weights.shape[1], weights.shape[2])
         let out = try emptyLike([shape[0], n])
+        // Under bf16 mixed precision the products read bf16 copies, and backward keeps those.
+        let p = MixedPrecision.compute
+        let x = try inComputeType(p), w = try weights.inComputeType(p)
         var start = 0
         for (e, size) in groupSizes.enumerated() {
             defer { start += size }
             guard size > 0 else { continue }
-            backend.matmul(view(start: start * k, shape: [size, k]), weights.view(start: e * k * n, shape: [k, n]), bias: nil,
+            backend.matmul(x.view(start: start * k, shape: [size, k]), w.view(start: e * k * n, shape: [k, n]), bias: nil,
                            out.view(start: start * n, shape: [size, n]), batch: 1, m: size, n: n, k: k,
                            transA: false, transB: false, accumulate: false)
         }
-        return Tensor.record("groupedMatmul", output: out, inputs: [self, weights]) { [x = self] g in
-            let dx = try x.emptyLike(x.shape)
+        let xShape = shape
+        return Tensor.record("groupedMatmul", output: out, inputs: [self, weights]) { g32 in
+            let g = try g32.inComputeType(p)
+            let dx = try Tensor.empty(xShape, device: g.device)
             let dw = try Tensor.zeros(weights.shape, device: weights.device)
             var start = 0
             for (e, size) in groupSizes.enumerated() {
@@ -176,7 +181,7 @@ extension Tensor {
                 guard size > 0 else { continue }
                 let gRows = g.view(start: start * n, shape: [size, n]), xRows = x.view(start: start * k, shape: [size, k])
                 // dX_e = G_e · W_eᵀ ; dW_e = X_eᵀ · G_e
-                g.backend.matmul(gRows, weights.view(start: e * k * n, shape: [k, n]), bias: nil,
+                g.backend.matmul(gRows, w.view(start: e * k * n, shape: [k, n]), bias: nil,
                                  dx.view(start: start * k, shape: [size, k]), batch: 1, m: size, n: k, k: n,
                                  transA: false, transB: true, accumulate: false)
                 g.backend.matmul(xRows, gRows, bias: nil, dw.view(start: e * k * n, shape: [k, n]), batch: 1,
