@@ -123,6 +123,16 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             Parallel.forRange(n, costPerItem: 4) { r in nd_bf16_to_f32(s + r.lowerBound, d + r.lowerBound, r.count) }
             return
         }
+        if src.dtype == .float32 && dst.dtype == .float16 {
+            let s = src.pointer(as: Float.self), d = dst.pointer(as: UInt16.self)
+            Parallel.forRange(n, costPerItem: 4) { r in nd_f32_to_f16(s + r.lowerBound, d + r.lowerBound, r.count) }
+            return
+        }
+        if src.dtype == .float16 && dst.dtype == .float32 {
+            let s = src.pointer(as: UInt16.self), d = dst.pointer(as: Float.self)
+            Parallel.forRange(n, costPerItem: 4) { r in nd_f16_to_f32(s + r.lowerBound, d + r.lowerBound, r.count) }
+            return
+        }
         // General path through float32 values.
         let load = Self.loader(src), store = Self.storer(dst)
         Parallel.forRange(n, costPerItem: 4) { r in for i in r { store(i, load(i)) } }
@@ -207,14 +217,19 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         var (aPtr, bPtr) = (UnsafeRawPointer(a.rawPointer), UnsafeRawPointer(b.rawPointer))
         var widened: [(UnsafeMutableRawPointer, Int)] = []
         defer { for (p, bytes) in widened { allocator.release(p, byteCount: bytes) } }
-        if type == .bfloat16 && !gemm.bf16Support.native {
-            // No bf16 matmul on this CPU: widen the operands to float32 (exactly) and run the fp32
-            // GEMM. Same products and float32 accumulation as a bf16 kernel, at fp32 speed.
+        if (a.dtype == .bfloat16 && !gemm.bf16Support.native) || a.dtype == .float16 {
+            // No bf16 matmul on this CPU (and no fp16 one on any CPU we target): widen the
+            // operands to float32 (exactly) and run the fp32 GEMM. Same products and float32
+            // accumulation as a bf16/fp16 kernel, at fp32 speed.
+            let half = a.dtype
             func widen(_ p: UnsafeRawPointer, _ count: Int) -> UnsafeRawPointer {
                 let w = allocator.allocate(count * 4)
                 widened.append((w, count * 4))
                 let s = p.assumingMemoryBound(to: UInt16.self), d = w.assumingMemoryBound(to: Float.self)
-                Parallel.forRange(count, costPerItem: 4) { r in nd_bf16_to_f32(s + r.lowerBound, d + r.lowerBound, r.count) }
+                Parallel.forRange(count, costPerItem: 4) { r in
+                    if half == .bfloat16 { nd_bf16_to_f32(s + r.lowerBound, d + r.lowerBound, r.count) }
+                    else { nd_f16_to_f32(s + r.lowerBound, d + r.lowerBound, r.count) }
+                }
                 return UnsafeRawPointer(w)
             }
             aPtr = widen(aPtr, batch * m * k)

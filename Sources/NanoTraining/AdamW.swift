@@ -6,8 +6,11 @@ import NanoNN
 public protocol Optimizer: AnyObject {
     /// Number of updates applied.
     var step: Int { get }
-    /// Clips gradients to `maxNorm` (0: no clipping); returns the global norm before clipping.
-    func clipGradients(maxNorm: Float) throws -> Float
+    /// Divides the gradients by `lossScale` (what backward started from, 1 unless float16 loss
+    /// scaling is on) and clips them to `maxNorm` (0: no clipping); returns the global norm of the
+    /// unscaled gradients before clipping. When that norm is not finite (an overflow) the
+    /// gradients are left as they are: the caller skips the step.
+    func clipGradients(maxNorm: Float, lossScale: Float) throws -> Float
     func update(learningRate: Float) throws
     /// Moments as named tensors ("m.<name>", "v.<name>"). Collective under ZeRO: every rank calls it.
     func stateTensors() throws -> [(String, Tensor)]
@@ -55,15 +58,23 @@ public final class AdamW: Optimizer {
         return Float(total.squareRoot())
     }
 
-    /// Clips gradients to `maxNorm` (0: no clipping) and returns the norm before clipping.
+    /// Unscales gradients by `lossScale`, clips them to `maxNorm` (0: no clipping) and returns the
+    /// unscaled norm before clipping (see `Optimizer.clipGradients`). One pass over the gradients.
     @discardableResult
-    public func clipGradients(maxNorm: Float) throws -> Float {
-        let norm = try gradientNorm()
-        if maxNorm > 0 && norm > maxNorm {
-            let scale = maxNorm / (norm + 1e-6)
-            for (_, p) in parameters { try p.grad?.scaleInPlace(by: scale) }
-        }
+    public func clipGradients(maxNorm: Float, lossScale: Float = 1) throws -> Float {
+        let norm = try gradientNorm() / lossScale
+        guard let factor = Self.gradientFactor(norm: norm, maxNorm: maxNorm, lossScale: lossScale) else { return norm }
+        for (_, p) in parameters { try p.grad?.scaleInPlace(by: factor) }
         return norm
+    }
+
+    /// What to multiply gradients by to unscale and clip them, or nil for nothing (factor 1, or a
+    /// non-finite norm whose step will be skipped).
+    static func gradientFactor(norm: Float, maxNorm: Float, lossScale: Float) -> Float? {
+        guard norm.isFinite else { return nil }
+        var factor = 1 / lossScale
+        if maxNorm > 0 && norm > maxNorm { factor *= maxNorm / (norm + 1e-6) }
+        return factor == 1 ? nil : factor
     }
 
     /// One update with the given learning rate. Parameters without a gradient are skipped.

@@ -14,6 +14,8 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var dataOffset: UInt64, evalOffset: UInt64, dropoutOffset: UInt64
     public var seed: Int
     public var tokensSeen: Int
+    /// fp16 training: the loss scale and its counters (absent otherwise).
+    public var lossScaler: LossScaler?
 }
 
 /// A checkpoint folder: `model.safetensors` (weights; model config in the metadata),

@@ -19,8 +19,10 @@ public struct TrainConfig: Equatable, Sendable {
     public var zero = 0
     /// Record the first step's kernels and replay them afterwards (see `CompiledStep`).
     public var compile = false
-    /// Matrix products in bf16 ("bf16") or float32 ("none"); "fp16" needs a CUDA device.
+    /// Matrix products in bf16 ("bf16"), fp16 ("fp16", with dynamic loss scaling) or float32 ("none").
     public var mixedPrecision = "none"
+    /// fp16 only: the loss scale training starts from, and the good steps in a row before it doubles.
+    public var lossScale: Float = 65536, lossScaleWindow = 2000
     // lr_schedule
     public var learningRate: Float = 1e-3, minLr: Float = 1e-4
     public var warmupIters = 100, lrDecayIters = 2000
@@ -88,6 +90,8 @@ extension TrainConfig {
         ("training", "zero", .int(\.zero, minimum: 0)),
         ("training", "compile", .bool(\.compile)),
         ("training", "mixed_precision", .string(\.mixedPrecision)),
+        ("training", "loss_scale", .float(\.lossScale, minimum: 0)),
+        ("training", "loss_scale_window", .int(\.lossScaleWindow, minimum: 1)),
         ("lr_schedule", "learning_rate", .float(\.learningRate, minimum: 0)),
         ("lr_schedule", "min_lr", .float(\.minLr, minimum: 0)),
         ("lr_schedule", "warmup_iters", .int(\.warmupIters, minimum: 0)),
@@ -204,7 +208,9 @@ extension TrainConfig {
     }
 
     /// The element type matrix products compute in (`MixedPrecision`).
-    public var computeType: DType { mixedPrecision == "bf16" ? .bfloat16 : .float32 }
+    public var computeType: DType {
+        switch mixedPrecision { case "bf16": .bfloat16; case "fp16": .float16; default: .float32 }
+    }
 
     func validate(file: String) throws {
         guard nEmbd % nHead == 0 else {
@@ -225,12 +231,12 @@ extension TrainConfig {
             throw ConfigError(file: file, key: "eval.hellaswag_data", message: "hellaswag_interval is set, so a .jsonl file is needed")
         }
         switch mixedPrecision {
-        case "none", "bf16": break
-        case "fp16":
-            throw ConfigError(file: file, key: "training.mixed_precision",
-                              message: "fp16 needs dynamic loss scaling on a CUDA device; the CPU backend takes bf16 or none")
+        case "none", "bf16", "fp16": break
         default:
             throw ConfigError(file: file, key: "training.mixed_precision", message: "expected none, bf16 or fp16, got \"\(mixedPrecision)\"")
+        }
+        guard lossScale >= LossScaler.smallest, lossScale <= LossScaler.largest else {
+            throw ConfigError(file: file, key: "training.loss_scale", message: "expected a value in [2^-24, 2^24], got \(lossScale)")
         }
         guard zero <= 1 else { throw ConfigError(file: file, key: "training.zero", message: "expected 0 (off) or 1 (shard optimizer state), got \(zero)") }
         guard minLr <= learningRate else {

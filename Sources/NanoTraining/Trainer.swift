@@ -71,7 +71,9 @@ public final class Trainer {
         evalGenerator = Generator(seed: seed &+ 2)
         Generator.manualSeed(seed &+ 3)   // dropout
         state = TrainingState(step: 0, bestValLoss: nil, lastEvalStep: nil, dataOffset: 0, evalOffset: 0, dropoutOffset: 0,
-                              seed: config.seed, tokensSeen: 0)
+                              seed: config.seed, tokensSeen: 0,
+                              lossScaler: config.computeType == .float16
+                                ? LossScaler(scale: config.lossScale, growthInterval: config.lossScaleWindow) : nil)
     }
 
     /// Every rank must train the same thing: compares a hash of the effective config and of the
@@ -147,6 +149,10 @@ public final class Trainer {
                 : "mixed precision: bf16 matmuls emulated: this CPU has no bf16 matmul (oneDNN: \(bf16.detail)), so bf16 operands "
                 + "are widened to float32; same results as bf16 hardware, slower than mixed_precision: none")
         }
+        if let scaler = state.lossScaler {
+            log("mixed precision: fp16 matmuls emulated on the CPU (operands rounded to fp16, widened to float32 for the product), "
+                + "dynamic loss scaling from \(scaler.scale) (doubles after \(scaler.growthInterval) good steps, halves and skips the step on overflow)")
+        }
         var stepTimes: [Double] = [], stepTokens: [Int] = []
         // compile: true records the first step's kernels and replays them (CompiledStep).
         var compiled: CompiledStep? = nil
@@ -218,7 +224,8 @@ public final class Trainer {
                 lossSum += try loss.lm.item()
                 tokens += n
                 try parts.add(loss, steps: config.gradientAccumulationSteps)
-                let seed = try Tensor.full([], value: 1 / Float(config.gradientAccumulationSteps))
+                // fp16: backward starts from the loss scale; clipGradients divides it out again.
+                let seed = try Tensor.full([], value: (state.lossScaler?.scale ?? 1) / Float(config.gradientAccumulationSteps))
                 if let bucketer, micro == config.gradientAccumulationSteps - 1 {
                     // Only the last micro-step communicates: its hook sees the accumulated gradients.
                     bucketer.begin()
@@ -234,8 +241,14 @@ public final class Trainer {
                 lossSum = Float(totals[0] / Double(communicator.size))
                 tokens = Int(totals[1])
             }
-            let gradNorm = try optimizer.clipGradients(maxNorm: config.gradClip)
-            try optimizer.update(learningRate: lr)
+            let lossScale = state.lossScaler?.scale
+            let gradNorm = try optimizer.clipGradients(maxNorm: config.gradClip, lossScale: lossScale ?? 1)
+            // Every rank sees the same all-reduced gradients, so all of them skip the same steps.
+            if state.lossScaler?.update(gradientsFinite: gradNorm.isFinite) ?? true {
+                try optimizer.update(learningRate: lr)
+            } else {
+                log(String(format: "iter %d: fp16 gradients overflowed at loss scale %g: step skipped, scale now %g", it, lossScale!, state.lossScaler!.scale))
+            }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             let loss = lossSum / Float(config.gradientAccumulationSteps)
             losses[it] = loss
@@ -250,6 +263,7 @@ public final class Trainer {
                                          "tokens_per_s": tokensPerSecond, "ms_per_iter": seconds * 1000, "tokens": state.tokensSeen]
             if let flopsPerToken { fields["mfu"] = flopsPerToken * tokensPerSecond / peak / Double(communicator.size) }
             if let bucketer { fields["comm_wait_ms"] = bucketer.takeWaitTime() * 1000 }
+            if let scaler = state.lossScaler { fields["loss_scale"] = scaler.scale; fields["skipped_steps"] = scaler.skippedSteps }
             fields.merge(parts.metrics) { a, _ in a }
             if let mb = residentMemoryMB() { fields["memory_mb"] = mb }
             try tracker?.record(fields)

@@ -51,7 +51,7 @@ public final class ZeroOneAdamW: Optimizer {
     public var stateBytes: Int { 2 * shardSize * 4 }
 
     /// Reduce-scatters the gradients (mean over ranks) into this rank's shard, then clips by the global norm.
-    public func clipGradients(maxNorm: Float) throws -> Float {
+    public func clipGradients(maxNorm: Float, lossScale: Float = 1) throws -> Float {
         for (i, (_, p)) in parameters.enumerated() {
             let view = try flatGradients.flatView(start: offsets[i], count: p.count)
             if let g = p.grad { try view.assign(try g.reshaped([p.count])) } else { try view.assign(try Tensor.zeros([p.count])) }
@@ -61,8 +61,8 @@ public final class ZeroOneAdamW: Optimizer {
         try communicator.allReduceSum(flatGradients.pointer(as: Float.self), count: flatGradients.count)
         try gradientShard.assign(try flatGradients.flatView(start: communicator.rank * shardSize, count: shardSize))
         try gradientShard.scaleInPlace(by: 1 / Float(communicator.size))
-        let norm = Float(try communicator.allReduceSum(try gradientShard.sumOfSquares()).squareRoot())
-        if maxNorm > 0 && norm > maxNorm { try gradientShard.scaleInPlace(by: maxNorm / (norm + 1e-6)) }
+        let norm = Float(try communicator.allReduceSum(try gradientShard.sumOfSquares()).squareRoot()) / lossScale
+        if let factor = AdamW.gradientFactor(norm: norm, maxNorm: maxNorm, lossScale: lossScale) { try gradientShard.scaleInPlace(by: factor) }
         return norm
     }
 

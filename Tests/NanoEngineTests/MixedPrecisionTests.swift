@@ -37,6 +37,22 @@ import Testing
         #expect(try largestDifference(try a.matmul(b), exact) == 0)
     }
 
+    /// float16 works the same way with fp16 rounding, and overflows where fp16 does (65504).
+    @Test func float16RoundsOperandsAndOverflowsLikeHardware() throws {
+        let a = try randomTensor([2, 11, 21], seed: 21), b = try randomTensor([21, 13], seed: 22)
+        let mixed = try MixedPrecision.run(.float16) { try a.matmul(b) }
+        let half = { (t: Tensor) throws -> Tensor in try withNoGrad { try t.cast(to: .float16).cast(to: .float32) } }
+        #expect(try largestDifference(mixed, try half(a).matmul(half(b))) < 1e-5)
+        #expect(try largestDifference(mixed, try a.matmul(b)) > 1e-5)
+        // fp16 keeps 3 more mantissa bits than bf16: its product is closer to float32.
+        let bf16 = try MixedPrecision.run(.bfloat16) { try a.matmul(b) }
+        #expect(try largestDifference(mixed, try a.matmul(b)) < (try largestDifference(bf16, try a.matmul(b))) / 2)
+        let big = try half(try Tensor([65504, 65520, -70000, 1e-8], shape: [4])).toArray()
+        #expect(big[0] == 65504 && big[1] == .infinity && big[2] == -.infinity && big[3] == 0)
+        let y = try MixedPrecision.run(.float16) { try Tensor([70000, 1], shape: [1, 2]).matmul(try Tensor([1, 1], shape: [2, 1])) }
+        #expect(try y.toArray()[0] == .infinity)
+    }
+
     @Test func linearGradientsAreProductsOfRoundedTensors() throws {
         let x0 = try randomTensor([4, 6, 24], seed: 3), w0 = try randomTensor([10, 24], seed: 4, scale: 0.3)
         let b0 = try randomTensor([10], seed: 5), r = try randomTensor([4, 6, 10], seed: 6)
@@ -101,8 +117,8 @@ import Testing
         #expect(try largestDifference(y, try x0.groupedMatmul(w0, groupSizes: groups)) > 1e-3)
     }
 
-    @Test func onlyFloat32AndBFloat16AreComputeTypes() throws {
-        #expect(throws: TensorError.self) { try MixedPrecision.run(.float16) { 0 } }
+    @Test func onlyFloatingPointTypesAreComputeTypes() throws {
+        #expect(throws: TensorError.self) { try MixedPrecision.run(.int32) { 0 } }
         #expect(MixedPrecision.compute == .float32)
     }
 

@@ -130,6 +130,14 @@ ND_INLINE void nd_f32_to_bf16(const float *src, uint16_t *dst, long n) {
 ND_INLINE void nd_bf16_to_f32(const uint16_t *src, float *dst, long n) {
     for (long i = 0; i < n; i++) { uint32_t b = (uint32_t)src[i] << 16; __builtin_memcpy(dst + i, &b, 4); }
 }
+/// float32 ↔ IEEE float16 (round to nearest even; overflow to ±inf, as fp16 hardware does).
+/// clang's _Float16 lowers to F16C's vcvtps2ph/vcvtph2ps when the target CPU has them.
+ND_INLINE void nd_f32_to_f16(const float *src, uint16_t *dst, long n) {
+    for (long i = 0; i < n; i++) { _Float16 h = (_Float16)src[i]; __builtin_memcpy(dst + i, &h, 2); }
+}
+ND_INLINE void nd_f16_to_f32(const uint16_t *src, float *dst, long n) {
+    for (long i = 0; i < n; i++) { _Float16 h; __builtin_memcpy(&h, src + i, 2); dst[i] = (float)h; }
+}
 /// dst[c·rows + r] = src[r·ld + c] for r < rows, c < cols: a row-major block transposed, 8×8
 /// tiles at a time through registers (AVX2 shuffles), the edges element by element.
 void nd_transpose(const float *src, long rows, long cols, long ld, float *dst);

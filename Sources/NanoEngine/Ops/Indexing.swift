@@ -159,7 +159,7 @@ extension Tensor {
         }
         let (k, n) = (weights.shape[1], weights.shape[2])
         let out = try emptyLike([shape[0], n])
-        // Under bf16 mixed precision the products read bf16 copies, and backward keeps those.
+        // Under mixed precision the products read bf16/fp16 copies, and backward keeps those.
         let p = MixedPrecision.compute
         let x = try inComputeType(p), w = try weights.inComputeType(p)
         var start = 0

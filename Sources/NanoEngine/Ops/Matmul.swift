@@ -3,14 +3,14 @@
 
 extension Tensor {
     /// C = op(A)·op(B) without recording. A: [..., M, K] ([..., K, M] when transA); B: [K, N] shared by
-    /// every batch, or [..., K, N] with A's leading dimensions. float32, or bfloat16 × bfloat16 → float32.
+    /// every batch, or [..., K, N] with A's leading dimensions. float32, or bfloat16/float16 pairs → float32.
     static func gemm(_ a: Tensor, _ b: Tensor, transA: Bool, transB: Bool, bias: Tensor? = nil, op: String = "matmul") throws -> Tensor {
         guard a.rank >= 2, b.rank >= 2 else {
             throw TensorError.shapeMismatch(op: op, shapes: [a.shape, b.shape], expected: "operands of rank ≥ 2")
         }
-        guard a.dtype == b.dtype, a.dtype == .float32 || a.dtype == .bfloat16 else {
+        guard a.dtype == b.dtype, a.dtype.isFloatingPoint else {
             throw TensorError.dtypeMismatch(op: op, got: a.dtype == .float32 ? b.dtype : a.dtype,
-                                            expected: "float32 × float32 or bfloat16 × bfloat16")
+                                            expected: "float32 × float32, bfloat16 × bfloat16 or float16 × float16")
         }
         try requireSameDevice(op, [a, b] + (bias.map { [$0] } ?? []))
         let m = transA ? a.shape[a.rank - 1] : a.shape[a.rank - 2]
@@ -37,8 +37,8 @@ extension Tensor {
     }
 
     /// Matrix product op(self)·op(other), batched over leading dimensions. Under
-    /// `MixedPrecision.run(.bfloat16)` the operands (and, in backward, the gradient) are rounded to
-    /// bfloat16; the product is float32.
+    /// `MixedPrecision.run(.bfloat16)` (or `.float16`) the operands (and, in backward, the gradient)
+    /// are rounded to that type; the product is float32.
     public func matmul(_ other: Tensor, transposeSelf: Bool = false, transposeOther: Bool = false) throws -> Tensor {
         let p = MixedPrecision.compute
         let (needA, needB) = (requiresGrad, other.requiresGrad)
@@ -71,7 +71,7 @@ extension Tensor {
             throw TensorError.shapeMismatch(op: "linear", shapes: [shape, weight.shape],
                                             expected: "input [..., in] and weight [out, in] with equal in")
         }
-        // Under bf16 mixed precision x2 and w are bfloat16 copies, and backward keeps those.
+        // Under mixed precision x2 and w are bf16/fp16 copies, and backward keeps those.
         let p = MixedPrecision.compute
         let x2 = try detached().reshaped([-1, weight.shape[1]]).inComputeType(p), w = try weight.inComputeType(p)
         let y2 = try Tensor.gemm(x2, w, transA: false, transB: true, bias: bias, op: "linear")
