@@ -5,7 +5,8 @@ import NanoEngine
 /// The CPU backend: oneDNN for GEMM, Swift SIMD kernels for everything else, host memory from
 /// a caching allocator.
 public final class CPUBackend: Backend, @unchecked Sendable {
-    public let device = Device.cpu
+    /// `.cpu`, or the device this backend stands in for (see `init(standingIn:)`).
+    public let device: Device
     public let allocator = CachingAllocator()
     public let gemm = OneDNNMatmul()
     public let openBLAS = OpenBLASGemm(threads: Parallel.threads)
@@ -17,13 +18,24 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// NANODECODER_BLAS=onednn|openblas picks the fp32 GEMM library. oneDNN by default: its
     /// AVX-512 brgemm kernel reaches ≈97% of peak (shared/notes/platform.md), and on an AVX2-only
     /// Zen 3 its "gemm:jit" fallback measured on par with OpenBLAS (`nanodecoder bench ops`).
-    public init() {
-        fp32Library = ProcessInfo.processInfo.environment["NANODECODER_BLAS"].flatMap(GEMMLibrary.init(rawValue:)) ?? .oneDNN
-    }
+    public convenience init() { self.init(device: .cpu) }
 
     /// The fp32 GEMM library in use and its kernel.
     public var gemmDescription: String {
         fp32Library == .oneDNN ? "oneDNN \(OneDNNMatmul.version) (\(gemm.implementation(m: 256, n: 256, k: 256)))" : OpenBLASGemm.kernel
+    }
+
+    /// A CPU backend whose tensors say they live on `device` (say `.cuda(0)`), registered in
+    /// its place. The kernels and memory are the CPU's: it checks device plumbing (that every
+    /// tensor a model, trainer or sampler makes lands on the requested device, since ops refuse
+    /// to mix devices) on machines without that device.
+    public convenience init(standingIn device: Device) {
+        self.init(device: device)
+    }
+
+    private init(device: Device) {
+        self.device = device
+        fp32Library = ProcessInfo.processInfo.environment["NANODECODER_BLAS"].flatMap(GEMMLibrary.init(rawValue:)) ?? .oneDNN
     }
 
     public static func makeDefault() -> CPUBackend { CPUBackend() }
@@ -65,12 +77,14 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                          writes: writes.map { access($0, cols: cols) }) { r in span(r.lowerBound * cols, r.count * cols) }
     }
 
-    public var name: String { "cpu (\(gemmDescription), \(Parallel.threads) threads)" }
+    public var name: String {
+        (device == .cpu ? "" : "\(device) stood in for by ") + "cpu (\(gemmDescription), \(Parallel.threads) threads)"
+    }
 
     // MARK: Memory
 
     public func allocate(byteCount: Int) throws -> Storage {
-        Storage(pointer: allocator.allocate(byteCount), byteCount: byteCount, device: .cpu, allocator: allocator)
+        Storage(pointer: allocator.allocate(byteCount), byteCount: byteCount, device: device, allocator: allocator)
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer, to t: Tensor) {

@@ -20,6 +20,16 @@ public enum Device: Hashable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// The device tensors are made on when no device is named: the CPU, unless a `Device.run`
+    /// scope says otherwise. The trainer builds the model, its batches and its optimizer state
+    /// inside one, so model code never names a device.
+    @TaskLocal public static var current: Device = .cpu
+
+    /// Runs `body` with `device` as the device new tensors are made on.
+    public static func run<T>(_ device: Device, _ body: () throws -> T) rethrows -> T {
+        try $current.withValue(device, operation: body)
+    }
+
     /// The backend that runs ops for this device.
     public var backend: any Backend {
         get throws { try BackendRegistry.backend(for: self) }

@@ -47,7 +47,7 @@ public final class Tensor {
     // MARK: Creation
 
     /// Uninitialised tensor.
-    public static func empty(_ shape: [Int], dtype: DType = .float32, device: Device = .cpu) throws -> Tensor {
+    public static func empty(_ shape: [Int], dtype: DType = .float32, device: Device = .current) throws -> Tensor {
         if let bad = shape.first(where: { $0 < 0 }) {
             throw TensorError.invalidArgument(op: "empty", message: "negative dimension \(bad) in shape \(shape)")
         }
@@ -56,22 +56,22 @@ public final class Tensor {
         return Tensor(shape: shape, dtype: dtype, storage: storage, backend: backend)
     }
 
-    public static func full(_ shape: [Int], value: Float, dtype: DType = .float32, device: Device = .cpu) throws -> Tensor {
+    public static func full(_ shape: [Int], value: Float, dtype: DType = .float32, device: Device = .current) throws -> Tensor {
         let t = try empty(shape, dtype: dtype, device: device)
         t.backend.fill(t, value: value)
         return t
     }
 
-    public static func zeros(_ shape: [Int], dtype: DType = .float32, device: Device = .cpu) throws -> Tensor {
+    public static func zeros(_ shape: [Int], dtype: DType = .float32, device: Device = .current) throws -> Tensor {
         try full(shape, value: 0, dtype: dtype, device: device)
     }
 
-    public static func ones(_ shape: [Int], dtype: DType = .float32, device: Device = .cpu) throws -> Tensor {
+    public static func ones(_ shape: [Int], dtype: DType = .float32, device: Device = .current) throws -> Tensor {
         try full(shape, value: 1, dtype: dtype, device: device)
     }
 
     /// A float32 tensor holding `values`.
-    public convenience init(_ values: [Float], shape: [Int], device: Device = .cpu) throws {
+    public convenience init(_ values: [Float], shape: [Int], device: Device = .current) throws {
         guard Shape.count(shape) == values.count else {
             throw TensorError.shapeMismatch(op: "Tensor(values:shape:)", shapes: [[values.count], shape],
                                             expected: "as many values as the shape holds (\(Shape.count(shape)))")
@@ -82,7 +82,7 @@ public final class Tensor {
     }
 
     /// An int32 tensor (indices, tokens, targets).
-    public convenience init(indices: [Int32], shape: [Int], device: Device = .cpu) throws {
+    public convenience init(indices: [Int32], shape: [Int], device: Device = .current) throws {
         guard Shape.count(shape) == indices.count else {
             throw TensorError.shapeMismatch(op: "Tensor(indices:shape:)", shapes: [[indices.count], shape],
                                             expected: "as many indices as the shape holds (\(Shape.count(shape)))")
@@ -93,13 +93,13 @@ public final class Tensor {
     }
 
     /// A float32 scalar.
-    public convenience init(scalar: Float, device: Device = .cpu) throws {
+    public convenience init(scalar: Float, device: Device = .current) throws {
         try self.init([scalar], shape: [], device: device)
     }
 
     /// Random tensor from `distribution`, drawing from `generator` (the default generator when nil).
     public static func random(_ shape: [Int], _ distribution: RandomDistribution, generator: Generator? = nil,
-                              device: Device = .cpu) throws -> Tensor {
+                              device: Device = .current) throws -> Tensor {
         let t = try empty(shape, dtype: .float32, device: device)
         let gen = generator ?? Generator.default
         let offset = gen.reserve(count: t.count)
@@ -108,12 +108,12 @@ public final class Tensor {
     }
 
     public static func randn(_ shape: [Int], mean: Float = 0, std: Float = 1, generator: Generator? = nil,
-                             device: Device = .cpu) throws -> Tensor {
+                             device: Device = .current) throws -> Tensor {
         try random(shape, .normal(mean: mean, std: std), generator: generator, device: device)
     }
 
     public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, generator: Generator? = nil,
-                               device: Device = .cpu) throws -> Tensor {
+                               device: Device = .current) throws -> Tensor {
         try random(shape, .uniform(low: low, high: high), generator: generator, device: device)
     }
 
@@ -124,6 +124,14 @@ public final class Tensor {
         if dtype == .float32 { return readRaw(self, as: Float.self) }
         let f = try withNoGrad { try cast(to: .float32) }
         return readRaw(f, as: Float.self)
+    }
+
+    /// The elements' bytes as stored (any dtype, any device), copied to the host.
+    public func bytes() -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count * dtype.size) { buf, n in
+            backend.read(self, into: UnsafeMutableRawBufferPointer(buf))
+            n = count * dtype.size
+        }
     }
 
     /// Elements of an int32 tensor.

@@ -35,10 +35,7 @@ public enum SafeTensors {
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
         for (_, t) in tensors {
-            let count = t.count * t.dtype.size
-            var buffer = [UInt8](repeating: 0, count: count)
-            buffer.withUnsafeMutableBytes { t.storage.device == .cpu ? $0.copyMemory(from: UnsafeRawBufferPointer(start: t.rawPointer, count: count)) : () }
-            out.append(contentsOf: buffer)
+            out.append(contentsOf: t.bytes())   // from any device
         }
         return out
     }
@@ -76,7 +73,7 @@ public enum SafeTensors {
             guard offsets[0] >= 0, offsets[1] - offsets[0] == bytes, offsets[1] <= body.count else {
                 throw FileFormatError.invalid(path: path, reason: "entry '\(name)' (\(codeString) \(shape)) has data_offsets \(offsets) that do not match its size \(bytes) or exceed the data (\(body.count) bytes)")
             }
-            let t = try Tensor.empty(shape, dtype: dt)
+            let t = try Tensor.empty(shape, dtype: dt, device: .cpu)   // host memory: copied into below
             body.withUnsafeBytes { raw in
                 t.rawPointer.copyMemory(from: raw.baseAddress! + offsets[0], byteCount: bytes)
             }

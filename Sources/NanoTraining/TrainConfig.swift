@@ -39,6 +39,9 @@ public struct TrainConfig: Equatable, Sendable {
     public var tensorboard = true, plots = true
     public var sampleTokens = 200
     public var wandbProject = "", wandbEntity = "", wandbName = ""
+    // device: where the model trains ("cpu", "cuda", "cuda:N"); tf32: fp32 GEMMs in TF32 on NVIDIA GPUs
+    public var device = "cpu"
+    public var tf32 = false
     // data
     public var dataset = "data/shakespeare_char"
     // output
@@ -92,6 +95,8 @@ extension TrainConfig {
         ("training", "mixed_precision", .string(\.mixedPrecision)),
         ("training", "loss_scale", .float(\.lossScale, minimum: 0)),
         ("training", "loss_scale_window", .int(\.lossScaleWindow, minimum: 1)),
+        ("device", "type", .string(\.device)),
+        ("device", "tf32", .bool(\.tf32)),
         ("lr_schedule", "learning_rate", .float(\.learningRate, minimum: 0)),
         ("lr_schedule", "min_lr", .float(\.minLr, minimum: 0)),
         ("lr_schedule", "warmup_iters", .int(\.warmupIters, minimum: 0)),
@@ -212,7 +217,13 @@ extension TrainConfig {
         switch mixedPrecision { case "bf16": .bfloat16; case "fp16": .float16; default: .float32 }
     }
 
+    /// The device `device.type` names (validated by `load`).
+    public var trainingDevice: Device { Device(parsing: device) ?? .cpu }
+
     func validate(file: String) throws {
+        guard Device(parsing: device) != nil else {
+            throw ConfigError(file: file, key: "device.type", message: "expected cpu, cuda or cuda:N, got \"\(device)\"")
+        }
         guard nEmbd % nHead == 0 else {
             throw ConfigError(file: file, key: "model.n_embd", message: "n_embd \(nEmbd) must be divisible by n_head \(nHead)")
         }

@@ -33,9 +33,14 @@ public final class Trainer {
     var stopAgreed = false
 
     /// Pre-training run: the language model and token dataset the config describes.
+    /// The model is built on the config's `device.type`.
     public convenience init(config: TrainConfig, runDir: String, communicator: Communicator = Communicator()) throws {
-        try self.init(config: config, runDir: runDir, task: LanguageModelTask(config: config), communicator: communicator)
+        let task = try Device.run(config.trainingDevice) { try LanguageModelTask(config: config) }
+        try self.init(config: config, runDir: runDir, task: task, communicator: communicator)
     }
+
+    /// Where the model, its batches and the optimizer state live (`device.type`).
+    public var device: Device { config.trainingDevice }
 
     public init(config: TrainConfig, runDir: String, task: any TrainingTask, communicator: Communicator = Communicator()) throws {
         self.config = config
@@ -45,6 +50,15 @@ public final class Trainer {
         let trainable = task.module.trainableParameters()
         guard !trainable.isEmpty else {
             throw ConfigError(file: runDir, key: "parameters", message: "nothing to train: every parameter is frozen")
+        }
+        let onDevice = trainable.map(\.tensor.device).filter { $0 != config.trainingDevice }
+        guard onDevice.isEmpty else {
+            throw ConfigError(file: "config", key: "device.type",
+                              message: "device.type is \(config.device) but the model's parameters are on \(onDevice[0]): build the task inside Device.run(\(config.trainingDevice))")
+        }
+        if config.trainingDevice != .cpu && communicator.isDistributed {
+            throw ConfigError(file: "config", key: "device.type",
+                              message: "data parallelism runs on CPUs for now (GPU ranks need NCCL, which is not built yet); use device.type: cpu")
         }
         guard config.batchSize % communicator.size == 0 else {
             throw ConfigError(file: "config", key: "training.batch_size",
@@ -122,7 +136,7 @@ public final class Trainer {
     @discardableResult
     public func train() throws -> Float? {
         // training.mixed_precision: every forward (and the backward it records) of the run.
-        try MixedPrecision.run(config.computeType) { try trainLoop() }
+        try Device.run(device) { try MixedPrecision.run(config.computeType) { try trainLoop() } }
     }
 
     private func trainLoop() throws -> Float? {
@@ -142,15 +156,15 @@ public final class Trainer {
         }
         let flopsPerToken = task.flopsPerToken
         let peak = try Self.measuredPeakFLOPS()
-        log(String(format: "backend: %@; MFU is against the measured GEMM rate %.0f GFLOP/s", CPUBackend.shared.name, peak / 1e9))
-        if config.computeType == .bfloat16 {
+        log(String(format: "backend: %@; MFU is against the measured GEMM rate %.0f GFLOP/s", try device.backend.name, peak / 1e9))
+        if config.computeType == .bfloat16 && device == .cpu {
             let bf16 = CPUBackend.shared.gemm.bf16Support
             log(bf16.native ? "mixed precision: bf16 matmuls (oneDNN \(bf16.detail)), float32 weights, gradients and optimizer state"
                 : "mixed precision: bf16 matmuls emulated: this CPU has no bf16 matmul (oneDNN: \(bf16.detail)), so bf16 operands "
                 + "are widened to float32; same results as bf16 hardware, slower than mixed_precision: none")
         }
         if let scaler = state.lossScaler {
-            log("mixed precision: fp16 matmuls emulated on the CPU (operands rounded to fp16, widened to float32 for the product), "
+            log("mixed precision: fp16 matmuls" + (device == .cpu ? " emulated on the CPU (operands rounded to fp16, widened to float32 for the product)" : "") + ", "
                 + "dynamic loss scaling from \(scaler.scale) (doubles after \(scaler.growthInterval) good steps, halves and skips the step on overflow)")
         }
         var stepTimes: [Double] = [], stepTokens: [Int] = []

@@ -10,7 +10,8 @@ extension Tensor {
         guard other.shape == shape, other.dtype == dtype else {
             throw TensorError.shapeMismatch(op: "assign", shapes: [shape, other.shape], expected: "equal shapes and dtypes (\(dtype) vs \(other.dtype))")
         }
-        backend.copy(other, to: self)
+        // From another device (a checkpoint read into host memory, say): through the host.
+        backend.copy(other.device == device ? other : try withNoGrad { try other.to(device) }, to: self)
     }
 
     /// self ← a·self.

@@ -99,6 +99,16 @@ extension Tensor {
     }
 
     /// Converts to another dtype. Gradients flow back through float casts.
+    /// A copy of this tensor on `device` (itself when it is already there), through host memory.
+    /// Recorded: the gradient flows back to this tensor's device.
+    public func to(_ device: Device) throws -> Tensor {
+        if device == self.device { return self }
+        let out = try Tensor.empty(shape, dtype: dtype, device: device)
+        bytes().withUnsafeBytes { out.backend.write($0, to: out) }
+        guard dtype.isFloatingPoint else { return out }
+        return Tensor.record("to(\(device))", output: out, inputs: [self]) { [from = self.device] g in [try g.to(from)] }
+    }
+
     public func cast(to target: DType) throws -> Tensor {
         if target == dtype { return self }
         let out = try emptyLike(shape, dtype: target)
