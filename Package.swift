@@ -49,9 +49,9 @@ let package = Package(
         .target(name: "NanoDashboard", dependencies: ["NanoTracking", .product(name: "Hummingbird", package: "hummingbird")]),
         // Layer 4: communication between processes (Open MPI loaded at run time with dlopen); Foundation only.
         .target(name: "NanoDistributed"),
-        // Layer 2 (second backend, in progress): CUDA driver, NVRTC, cuBLASLt, NCCL loaded at run time
-        // with dlopen, and the GPU kernels' CUDA C++ sources; Foundation only, builds without CUDA.
-        .target(name: "NanoCUDA"),
+        // Layer 2 (second backend): CUDA driver, NVRTC, cuBLASLt, NCCL loaded at run time with dlopen,
+        // the GPU kernels' CUDA C++ sources, and CUDABackend; builds without CUDA.
+        .target(name: "NanoCUDA", dependencies: ["NanoEngine"]),
         // Layer 5: config, optimizers, schedules, checkpoints, trainer, sampling.
         .target(name: "NanoTraining", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTracking", "NanoDistributed",
                                                     .product(name: "Yams", package: "Yams")],
@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "NanoDashboardTests", dependencies: ["NanoDashboard", "NanoTracking",
                                                              .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "NanoTrackingTests", dependencies: ["NanoTracking", "NanoTestSupport"], swiftSettings: kernelSwiftSettings),
-        .testTarget(name: "NanoCUDATests", dependencies: ["NanoCUDA"]),
+        .testTarget(name: "NanoCUDATests", dependencies: ["NanoCUDA", "NanoEngine"]),
         .testTarget(name: "NanoDataTests", dependencies: ["NanoData"], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoTrainingTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking", "NanoDistributed", "NanoTestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),

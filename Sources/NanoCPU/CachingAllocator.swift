@@ -25,7 +25,7 @@ public final class CachingAllocator: StorageAllocator, @unchecked Sendable {
         self.caching = caching
     }
 
-    /// Rounds up to 256 B below 1 MiB, else to 1/8 of the power of two (bounded waste of 12.5%).
+    /// Rounds up to 256 B below 1 MiB, else to 1/8 of the next power of two (under 25% waste).
     static func bucket(_ bytes: Int) -> Int {
         if bytes <= 1 << 20 { return (bytes + 255) & ~255 }
         let p = Int.bitWidth - (bytes - 1).leadingZeroBitCount   // 2^p >= bytes

@@ -15,7 +15,7 @@ public struct CUBLASLtError: Error, CustomStringConvertible {
 /// passed first and A's second, with no copy. Written against cublasLt.h's documented
 /// signatures and enum values; it has not run on a GPU yet (`nanodecoder cuda selftest` checks it).
 public final class CUBLASLt {
-    public enum Precision: Sendable { case float32, tf32, bfloat16 }
+    public enum Precision: Sendable { case float32, tf32, bfloat16, float16 }
     public enum Epilogue: Sendable { case none, bias, geluBias }
 
     private typealias Create = @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32
@@ -31,7 +31,7 @@ public final class CUBLASLt {
 
     // cublasLt.h / library_types.h values.
     private static let computeFloat32: Int32 = 68, computeFastTF32: Int32 = 77   // CUBLAS_COMPUTE_32F(_FAST_TF32)
-    private static let typeFloat32: Int32 = 0, typeBFloat16: Int32 = 14           // CUDA_R_32F, CUDA_R_16BF
+    private static let typeFloat32: Int32 = 0, typeBFloat16: Int32 = 14, typeFloat16: Int32 = 2   // CUDA_R_32F, CUDA_R_16BF, CUDA_R_16F
     private static let descTransA: Int32 = 3, descTransB: Int32 = 4, descEpilogue: Int32 = 7, descBiasPointer: Int32 = 8
     private static let layoutBatchCount: Int32 = 5, layoutBatchStride: Int32 = 6
     private static let preferenceMaxWorkspace: Int32 = 1
@@ -86,12 +86,13 @@ public final class CUBLASLt {
     }
 
     /// C (+)= op(A)·op(B) (+ bias, then GELU for `.geluBias`); `batch` products at element
-    /// strides m·k, k·n (0: B shared) and m·n. A and B are bf16 for `.bfloat16`, else fp32; C is fp32.
+    /// strides m·k, k·n (0: B shared) and m·n. A and B are bf16 for `.bfloat16`, fp16 for `.float16`,
+    /// else fp32; C is fp32 (the compute type is fp32 in every case: fp32 accumulation).
     public func matmul(a: CUDAContext.DevicePointer, b: CUDAContext.DevicePointer, c: CUDAContext.DevicePointer,
                        bias: CUDAContext.DevicePointer? = nil, m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
                        batch: Int = 1, sharedB: Bool = false, precision: Precision = .float32, epilogue: Epilogue = .none,
                        accumulate: Bool = false) throws {
-        let operandType = precision == .bfloat16 ? Self.typeBFloat16 : Self.typeFloat32
+        let operandType = precision == .bfloat16 ? Self.typeBFloat16 : precision == .float16 ? Self.typeFloat16 : Self.typeFloat32
         var desc: OpaquePointer? = nil
         try check("cublasLtMatmulDescCreate", descCreate(&desc, precision == .tf32 ? Self.computeFastTF32 : Self.computeFloat32, Self.typeFloat32))
         defer { _ = descDestroy(desc) }

@@ -15,6 +15,7 @@ public final class CUDAContext {
     private typealias CopyIn = @convention(c) (DevicePointer, UnsafeRawPointer, Int) -> Int32
     private typealias CopyOut = @convention(c) (UnsafeMutableRawPointer, DevicePointer, Int) -> Int32
     private typealias Memset = @convention(c) (DevicePointer, UInt8, Int) -> Int32
+    private typealias CopyDevice = @convention(c) (DevicePointer, DevicePointer, Int, OpaquePointer?) -> Int32
     private typealias LoadData = @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> Int32
     private typealias GetFunction = @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> Int32
     private typealias Launch = @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
@@ -22,7 +23,7 @@ public final class CUDAContext {
     private typealias Synchronize = @convention(c) () -> Int32
     private typealias ErrorName = @convention(c) (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Int32
 
-    private let alloc: Alloc, free: Free, copyIn: CopyIn, copyOut: CopyOut, memset: Memset
+    private let alloc: Alloc, free: Free, copyIn: CopyIn, copyOut: CopyOut, memset: Memset, copyDevice: CopyDevice
     private let loadData: LoadData, getFunction: GetFunction, launchKernel: Launch, synchronizeContext: Synchronize
     private let errorName: ErrorName
     private let context: OpaquePointer?
@@ -37,6 +38,11 @@ public final class CUDAContext {
     /// A kernel argument, passed by value as the kernel's C signature declares it.
     public enum Argument: Sendable {
         case pointer(DevicePointer), int32(Int32), int64(Int64), float(Float)
+        /// A struct passed by value: its bytes exactly as the kernel's C struct lays them out.
+        case bytes([UInt8])
+
+        /// The bytes of a plain Swift value (a struct of Int32/Int64/Float fields laid out like its C twin).
+        public static func value<T>(_ v: T) -> Argument { withUnsafeBytes(of: v) { .bytes(Array($0)) } }
     }
 
     /// Opens device `ordinal`'s primary context and makes it current on this thread.
@@ -55,6 +61,7 @@ public final class CUDAContext {
         copyIn = try sym("cuMemcpyHtoD_v2", CopyIn.self)
         copyOut = try sym("cuMemcpyDtoH_v2", CopyOut.self)
         memset = try sym("cuMemsetD8_v2", Memset.self)
+        copyDevice = try sym("cuMemcpyDtoDAsync_v2", CopyDevice.self)
         loadData = try sym("cuModuleLoadData", LoadData.self)
         getFunction = try sym("cuModuleGetFunction", GetFunction.self)
         launchKernel = try sym("cuLaunchKernel", Launch.self)
@@ -114,6 +121,24 @@ public final class CUDAContext {
 
     public func zero(_ p: DevicePointer, bytes: Int) throws { try check("cuMemsetD8", memset(p, 0, bytes)) }
 
+    /// Copies `bytes` between device buffers, ordered after the launches before it.
+    public func copy(from src: DevicePointer, to dst: DevicePointer, bytes: Int) throws {
+        guard bytes > 0 else { return }
+        try check("cuMemcpyDtoDAsync", copyDevice(dst, src, bytes, nil))
+    }
+
+    /// Copies host bytes into device memory (synchronous).
+    public func upload(_ bytes: UnsafeRawBufferPointer, to p: DevicePointer) throws {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        try check("cuMemcpyHtoD", copyIn(p, base, bytes.count))
+    }
+
+    /// Copies device memory into host bytes (waits for the launches before it).
+    public func download(_ p: DevicePointer, into bytes: UnsafeMutableRawBufferPointer) throws {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        try check("cuMemcpyDtoH", copyOut(base, p, bytes.count))
+    }
+
     // MARK: Modules and launches
 
     /// Loads a CUBIN (or PTX, which the driver JIT-compiles) produced by `NVRTC.compile`.
@@ -130,17 +155,21 @@ public final class CUDAContext {
                        sharedBytes: Int = 0, _ arguments: [Argument]) throws {
         var function: OpaquePointer? = nil
         try check("cuModuleGetFunction(\(module.name): \(kernel))", getFunction(&function, module.handle, kernel))
-        // kernelParams: one pointer per argument, to a copy of its value.
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: 8 * max(arguments.count, 1), alignment: 8)
+        // kernelParams: one pointer per argument, to a copy of its value (8-byte aligned slots).
+        let sizes = arguments.map { a -> Int in if case .bytes(let b) = a { return (b.count + 7) / 8 * 8 } else { return 8 } }
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(sizes.reduce(0, +), 8), alignment: 16)
         defer { storage.deallocate() }
         var params = [UnsafeMutableRawPointer?](repeating: nil, count: arguments.count)
+        var at = 0
         for (i, argument) in arguments.enumerated() {
-            let slot = storage + 8 * i
+            let slot = storage + at
+            at += sizes[i]
             switch argument {
             case .pointer(let p): slot.storeBytes(of: p, as: UInt64.self)
             case .int32(let v): slot.storeBytes(of: v, as: Int32.self)
             case .int64(let v): slot.storeBytes(of: v, as: Int64.self)
             case .float(let v): slot.storeBytes(of: v, as: Float.self)
+            case .bytes(let b): b.withUnsafeBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: b.count) }
             }
             params[i] = slot
         }

@@ -4,6 +4,7 @@ import Foundation
 public struct CUDADriverError: Error, CustomStringConvertible {
     public var call: String, code: Int32, name: String
     public var description: String { "\(call) failed: \(name) (\(code))" }
+    public init(call: String, code: Int32, name: String) { self.call = call; self.code = code; self.name = name }
 }
 
 /// The CUDA driver API (libcuda.so.1, installed with the NVIDIA driver), loaded at run time.

@@ -4,7 +4,13 @@
 public enum CUDAKernels {
     /// (program name, source) for every translation unit.
     public static var all: [(name: String, source: String)] {
-        [("elementwise.cu", elementwise), ("rows.cu", rows), ("attention.cu", attention), ("optimizer.cu", optimizer)]
+        [("elementwise.cu", elementwise), ("rows.cu", rows), ("attention.cu", attention), ("optimizer.cu", optimizer)] + engine
+    }
+
+    /// The units `CUDABackend` runs the engine's ops with (one per family of `Backend` methods).
+    public static var engine: [(name: String, source: String)] {
+        [("engine_pointwise.cu", enginePointwise), ("engine_rows.cu", engineRows), ("engine_indexing.cu", engineIndexing),
+         ("engine_attention.cu", engineAttention)]
     }
 
     /// The `extern "C" __global__` entry points a source defines.

@@ -1,0 +1,121 @@
+import Foundation
+import NanoEngine
+
+/// The engine's `Backend` on one NVIDIA GPU: tensors in device memory from a caching allocator,
+/// every op as NVRTC-compiled kernels (`CUDAKernels.engine*`) or cuBLASLt GEMMs, all on the
+/// default stream, so the host only waits when it reads a tensor back.
+///
+/// Register it with `CUDABackend.register(ordinal:)`; then tensors made on `.cuda(n)` (or inside
+/// `Device.run(.cuda(n))`) run here, and model code does not change. Kernels follow the CPU
+/// backend's semantics op for op; `nanodecoder cuda conformance` compares the two on a GPU.
+///
+/// Backend methods cannot throw (the CPU never fails there): a CUDA error in a launch is a
+/// device fault that leaves the context unusable, so it stops the process with the kernel and
+/// error named, as PyTorch's CUDA errors do. Allocation failures do throw (`allocate`).
+public final class CUDABackend: Backend, @unchecked Sendable {
+    public let device: Device
+    public let gpu: CUDAContext
+    public let blas: CUBLASLt
+    public let allocator: DeviceCachingAllocator
+    /// fp32 GEMMs on TF32 tensor cores (`device.tf32: true`).
+    public var tf32 = false
+    private let modules: [String: CUDAContext.Module]
+
+    /// Opens GPU `ordinal`, compiles (or loads from NVRTC's disk cache) every kernel for it.
+    public init(ordinal: Int = 0, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let driver = try CUDADriver(environment: environment)
+        gpu = try CUDAContext(driver: driver, ordinal: ordinal, environment: environment)
+        device = .cuda(ordinal)
+        let nvrtc = try NVRTC(environment: environment)
+        var loaded: [String: CUDAContext.Module] = [:]
+        for (name, source) in CUDAKernels.engine {
+            loaded[name] = try gpu.load(try nvrtc.compile(source, name: name, target: .cubin(gpu.device.architecture)), name: name)
+        }
+        modules = loaded
+        blas = try CUBLASLt(context: gpu, environment: environment)
+        allocator = DeviceCachingAllocator(deviceName: "\(device) (\(gpu.device.name))", allocate: { [gpu] in try gpu.allocate($0) },
+                                           free: { [gpu] in gpu.release($0) })
+    }
+
+    /// Makes a CUDA backend for GPU `ordinal` the one that runs `.cuda(ordinal)` tensors.
+    @discardableResult
+    public static func register(ordinal: Int = 0, tf32: Bool = false) throws -> CUDABackend {
+        let backend = try CUDABackend(ordinal: ordinal)
+        backend.tf32 = tf32
+        BackendRegistry.register(backend)
+        return backend
+    }
+
+    /// The registry makes only the CPU backend by itself; a GPU is opened by `register(ordinal:)`,
+    /// which can report a missing driver. Reaching this is a programming error.
+    public static func makeDefault() -> CUDABackend {
+        preconditionFailure("CUDABackend: open a GPU with CUDABackend.register(ordinal:), which reports a missing driver")
+    }
+
+    public var name: String { "\(gpu.device) (NVRTC kernels, cuBLASLt\(tf32 ? " TF32" : ""))" }
+
+    // MARK: Helpers for the op files (CUDABackend+*.swift)
+
+    /// Device address of a tensor's first element.
+    @inline(__always) func address(_ t: Tensor) -> CUDAContext.DevicePointer {
+        CUDAContext.DevicePointer(UInt(bitPattern: t.rawPointer))
+    }
+
+    /// A tensor as a kernel's pointer argument (a null pointer for nil).
+    @inline(__always) func arg(_ t: Tensor?) -> CUDAContext.Argument { .pointer(t.map(address) ?? 0) }
+
+    /// Stops on a CUDA error: the context is unusable after a device fault (see the type's notes).
+    func fatal(_ what: String, _ error: Error) -> Never {
+        fatalError("\(device): \(what) failed: \(error)")
+    }
+
+    /// Launches `kernel` of translation unit `unit` ("engine_pointwise.cu", ...).
+    func launch(_ unit: String, _ kernel: String, grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int = 0,
+                _ arguments: [CUDAContext.Argument]) {
+        guard let module = modules[unit] else { fatalError("CUDABackend: no kernel unit \(unit)") }
+        do { try gpu.launch(module, kernel, grid: grid, block: block, sharedBytes: sharedBytes, arguments) }
+        catch { fatal("launching \(kernel)", error) }
+    }
+
+    /// Enough 256-thread blocks for n elements with a grid-stride loop (at most 65,535 · 4).
+    func elementGrid(_ n: Int) -> (Int, Int, Int) { (max(1, min((n + 255) / 256, 262_140)), 1, 1) }
+
+    /// Zeroes a tensor's bytes.
+    func zero(_ t: Tensor) {
+        do { try gpu.zero(address(t), bytes: t.count * t.dtype.size) } catch { fatal("zeroing \(t)", error) }
+    }
+
+    /// Temporary device memory for a kernel's partial results; released by the caller.
+    func scratch(bytes: Int) -> CUDAContext.DevicePointer {
+        do { return try allocator.allocate(bytes) } catch { fatal("allocating \(bytes) bytes of scratch", error) }
+    }
+
+    func releaseScratch(_ p: CUDAContext.DevicePointer, bytes: Int) { allocator.release(p, byteCount: bytes) }
+
+    /// Copies `count` values of a device buffer to the host (waits for the GPU).
+    func download<T>(_ p: CUDAContext.DevicePointer, count: Int, as: T.Type = T.self) -> [T] {
+        do { return try gpu.download(p, count: count, as: T.self) } catch { fatal("reading back \(count) values", error) }
+    }
+
+    // MARK: Memory
+
+    public func allocate(byteCount: Int) throws -> Storage {
+        let p = try allocator.allocate(byteCount)
+        return Storage(pointer: UnsafeMutableRawPointer(bitPattern: UInt(p))!, byteCount: byteCount, device: device, allocator: allocator)
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer, to t: Tensor) {
+        let n = min(bytes.count, t.count * t.dtype.size)
+        do { try gpu.upload(UnsafeRawBufferPointer(rebasing: bytes[0..<n]), to: address(t)) } catch { fatal("copying to \(t)", error) }
+    }
+
+    public func read(_ t: Tensor, into bytes: UnsafeMutableRawBufferPointer) {
+        let n = min(bytes.count, t.count * t.dtype.size)
+        do { try gpu.download(address(t), into: UnsafeMutableRawBufferPointer(rebasing: bytes[0..<n])) } catch { fatal("reading \(t)", error) }
+    }
+
+    public func copy(_ src: Tensor, to dst: Tensor) {
+        do { try gpu.copy(from: address(src), to: address(dst), bytes: min(src.count, dst.count) * src.dtype.size) }
+        catch { fatal("copying \(src) to \(dst)", error) }
+    }
+}

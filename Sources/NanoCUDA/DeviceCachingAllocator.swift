@@ -1,0 +1,112 @@
+import Foundation
+import NanoEngine
+
+/// Device memory with reuse, as PyTorch's CUDA caching allocator does: a freed block goes to a
+/// free list keyed by its rounded size instead of back to the driver, so a training loop that
+/// repeats its shapes stops calling `cuMemAlloc` (which synchronizes the device) after the first
+/// step. Every kernel runs on one stream, so a block freed by the host can be handed out again at
+/// once: the kernels that used it run before any kernel launched later.
+///
+/// When the driver is out of memory, the cached blocks are given back and the allocation is tried
+/// once more; if it still fails, the error says how much is live and how much was cached.
+/// The raw allocation functions are parameters, so the bookkeeping is tested without a GPU.
+public final class DeviceCachingAllocator: StorageAllocator, @unchecked Sendable {
+    public typealias Address = UInt64
+    private let systemAllocate: (Int) throws -> Address
+    private let systemFree: (Address) -> Void
+    private var free: [Int: [Address]] = [:]
+    private let lock = NSLock()
+    public let deviceName: String
+    /// Bytes obtained from the driver and not returned (in use + cached).
+    public private(set) var reservedBytes = 0
+    /// Bytes held by live tensors (rounded sizes).
+    public private(set) var liveBytes = 0
+    public private(set) var peakLiveBytes = 0, peakReservedBytes = 0
+    /// Driver allocations made so far, and times the cache was emptied to retry one.
+    public private(set) var systemAllocations = 0, cacheFlushes = 0
+
+    public init(deviceName: String, allocate: @escaping (Int) throws -> Address, free: @escaping (Address) -> Void) {
+        self.deviceName = deviceName
+        systemAllocate = allocate
+        systemFree = free
+    }
+
+    /// Rounds up to 512 B below 1 MiB, else to 1/8 of the next power of two (under 25% waste), so
+    /// nearby sizes share a free list.
+    public static func bucket(_ bytes: Int) -> Int {
+        let bytes = max(bytes, 1)
+        if bytes <= 1 << 20 { return (bytes + 511) & ~511 }
+        let p = Int.bitWidth - (bytes - 1).leadingZeroBitCount
+        let step = 1 << (p - 3)
+        return (bytes + step - 1) / step * step
+    }
+
+    /// A block of at least `bytes`.
+    public func allocate(_ bytes: Int) throws -> Address {
+        let size = Self.bucket(bytes)
+        lock.lock()
+        if var list = free[size], let p = list.popLast() {
+            free[size] = list
+            note(live: size)
+            lock.unlock()
+            return p
+        }
+        lock.unlock()
+        let p: Address
+        do {
+            p = try systemAllocate(size)
+        } catch {
+            // Out of memory (or fragmented): give the cache back to the driver and try once more.
+            let returned = emptyCache()
+            lock.lock(); cacheFlushes += 1; lock.unlock()
+            do {
+                p = try systemAllocate(size)
+            } catch let retry {
+                throw TensorError.invalidArgument(op: "allocate", message: String(
+                    format: "%@ is out of memory allocating %.1f MB (%.1f MB held by live tensors; %.1f MB of cached blocks were given back first): %@",
+                    deviceName, Double(size) / 1e6, Double(liveBytes) / 1e6, Double(returned) / 1e6, "\(retry)"))
+            }
+        }
+        lock.lock()
+        systemAllocations += 1
+        reservedBytes += size
+        sizes[p] = size
+        peakReservedBytes = max(peakReservedBytes, reservedBytes)
+        note(live: size)
+        lock.unlock()
+        return p
+    }
+
+    /// Rounded size of every block obtained from the driver, so emptying the cache can count it.
+    private var sizes: [Address: Int] = [:]
+
+    private func note(live size: Int) {
+        liveBytes += size
+        peakLiveBytes = max(peakLiveBytes, liveBytes)
+    }
+
+    public func release(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+        release(Address(UInt(bitPattern: pointer)), byteCount: byteCount)
+    }
+
+    public func release(_ address: Address, byteCount: Int) {
+        let size = Self.bucket(byteCount)
+        lock.lock(); defer { lock.unlock() }
+        liveBytes -= size
+        free[size, default: []].append(address)
+    }
+
+    /// Gives every cached block back to the driver; returns the bytes returned.
+    @discardableResult
+    public func emptyCache() -> Int {
+        lock.lock()
+        let cached = free.values.flatMap { $0 }
+        free = [:]
+        let bytes = cached.reduce(0) { $0 + (sizes[$1] ?? 0) }
+        reservedBytes -= bytes
+        for block in cached { sizes[block] = nil }
+        lock.unlock()
+        for block in cached { systemFree(block) }
+        return bytes
+    }
+}
