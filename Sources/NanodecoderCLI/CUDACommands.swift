@@ -1,22 +1,58 @@
 import ArgumentParser
 import Foundation
 import NanoCUDA
+import NanoEngine
 
 /// `nanodecoder cuda info|kernels`: what the GPU path finds on this machine, and the kernels
 /// compiled with NVRTC (no GPU needed for that).
 struct CUDACommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cuda", abstract: "NVIDIA GPU support: libraries found, kernel compilation.",
-                                                    subcommands: [CUDAInfo.self, CUDAKernelsCommand.self, CUDASelfTest.self, CUDATrainCheck.self], defaultSubcommand: CUDAInfo.self)
+                                                    subcommands: [CUDAInfo.self, CUDAKernelsCommand.self, CUDASelfTest.self, CUDAConformance.self, CUDATrainCheck.self], defaultSubcommand: CUDAInfo.self)
 
-    /// The error `--device cuda` gives: no driver (with where we looked), or no backend yet.
-    static func requireBackend() throws -> Never {
+    /// Opens GPU `ordinal` as the backend of `.cuda(ordinal)` tensors (compiling the kernels on
+    /// first use); without a driver, an error saying so and where we looked.
+    @discardableResult
+    static func registerBackend(ordinal: Int, tf32: Bool) throws -> CUDABackend {
         do {
-            let driver = try CUDADriver()
-            let devices = try driver.devices()
-            throw CommandFailure(description: "found \(devices.map(\.description).joined(separator: ", ")), but this build has no CUDA "
-                + "training backend yet (the GPU kernels are only compile-checked; `nanodecoder cuda kernels` builds them). Use --device cpu.")
+            let backend = try CUDABackend.register(ordinal: ordinal, tf32: tf32)
+            emit("device: \(backend.name)")
+            return backend
         } catch let error as CUDALibraryError {
             throw CommandFailure(description: "--device cuda: no NVIDIA driver on this machine: \(error)")
+        }
+    }
+
+    /// Parses --device (cpu, cuda, cuda:N).
+    static func device(_ text: String) throws -> Device {
+        guard let d = Device(parsing: text) else { throw ValidationError("--device: expected cpu, cuda or cuda:N, got '\(text)'") }
+        return d
+    }
+}
+
+/// `nanodecoder cuda conformance`: every engine op on the GPU against the CPU backend.
+struct CUDAConformance: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "conformance",
+        abstract: "Run every engine op (forward and backward) on the GPU and on the CPU, and compare.")
+
+    @Option(help: "GPU ordinal.") var device = 0
+    @Option(help: "Only cases whose name contains this text.") var filter: String?
+    @Flag(help: "fp32 GEMMs in TF32 (compared with a looser tolerance of 5e-3).") var tf32 = false
+
+    func run() throws {
+        try Nanodecoder.reporting {
+            try CUDACommand.registerBackend(ordinal: device, tf32: tf32)
+            var cases = BackendConformance.all.filter { filter == nil || $0.name.contains(filter!) }
+            if tf32 { cases = cases.map { $0.allowing(5e-3) } }
+            var failed = 0
+            for c in cases {
+                let t0 = Date()
+                let r = BackendConformance.compare(.cuda(device), cases: [c])[0]
+                if !r.passed { failed += 1 }
+                let detail = r.worst.map { String(format: "largest difference %.2e (allowed %.0e)", $0, r.tolerance) } ?? "error: \(r.error ?? "?")"
+                print(String(format: "%@ %-50@ %@  %.0f ms", r.passed ? "ok  " : "FAIL", r.name, detail, Date().timeIntervalSince(t0) * 1000))
+            }
+            print("\(cases.count - failed) of \(cases.count) cases agree with the CPU backend")
+            if failed > 0 { throw ExitCode(1) }
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NanoEngine
 import NanoTracking
 import NanoTraining
 
@@ -11,17 +12,14 @@ struct Train: ParsableCommand {
     @Flag(help: "Continue from the run folder's last checkpoint.") var resume = false
     @Flag(help: "Start over in a run folder that already holds a checkpoint (replaces it).") var overwrite = false
     @Option(help: "Data-parallel processes on this machine (runs mpirun itself; or launch with mpirun/srun directly).") var nproc: Int?
-    @Option(help: "cpu, or cuda (not available yet: says what it finds).") var device = "cpu"
+    @Option(help: "cpu, cuda or cuda:N (the config's device.type).") var device: String?
 
     func run() throws {
-        switch device {
-        case "cpu": break
-        case "cuda": try CUDACommand.requireBackend()
-        default: throw ValidationError("--device: expected cpu or cuda, got '\(device)'")
-        }
+        if let device { _ = try CUDACommand.device(device) }
         try DistributedLaunch.relaunchIfNeeded(nproc: nproc)
         try Nanodecoder.reporting {
-            var cfg = try TrainConfig.load(file: config, overrides: overrides)
+            var cfg = try TrainConfig.load(file: config, overrides: overrides + (device.map { ["device.type=\($0)"] } ?? []))
+            if case .cuda(let ordinal) = cfg.trainingDevice { try CUDACommand.registerBackend(ordinal: ordinal, tf32: cfg.tf32) }
             if cfg.name.isEmpty {
                 let f = DateFormatter()
                 f.dateFormat = "yyyyMMdd-HHmmss"

@@ -55,7 +55,7 @@ ND_INLINE nd_f32x16 nd_reciprocal(nd_f32x16 x) {
     nd_f32x8 rhi = (nd_f32x8)__builtin_ia32_rcpps256((__attribute__((vector_size(32))) float)hi);
     nd_f32x16 r = __builtin_shufflevector(rlo, rhi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 #else
-    return 1.0f / x;
+    nd_f32x16 r = 1.0f / x;
 #endif
     return r * (2.0f - x * r);
 }
