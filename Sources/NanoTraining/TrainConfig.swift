@@ -11,6 +11,9 @@ public struct TrainConfig: Equatable, Sendable {
     public var dropout: Float = 0
     public var bias = true, tieWeights = true
     public var mlpRatio = 4
+    /// Rows of the token embedding: 0 takes the dataset's vocabulary; more pads it (nanoGPT's 50304
+    /// for GPT-2's 50257 tokens: a multiple of 64 makes the output GEMM faster on GPUs).
+    public var vocabSize = 0
     // training
     public var batchSize = 12, maxIters = 2000, evalInterval = 250, evalIters = 20
     public var gradientAccumulationSteps = 1, logInterval = 10, seed = 1337
@@ -82,6 +85,7 @@ extension TrainConfig {
         ("model", "bias", .bool(\.bias)),
         ("model", "tie_weights", .bool(\.tieWeights)),
         ("model", "mlp_ratio", .int(\.mlpRatio, minimum: 1)),
+        ("model", "vocab_size", .int(\.vocabSize, minimum: 0)),
         ("training", "batch_size", .int(\.batchSize, minimum: 1)),
         ("training", "max_iters", .int(\.maxIters, minimum: 0)),
         ("training", "eval_interval", .int(\.evalInterval, minimum: 1)),

@@ -81,7 +81,11 @@ public final class LanguageModelTask: TrainingTask {
             throw ConfigError(file: config.dataset + "/val.bin", key: "model.block_size",
                               message: "block_size \(config.blockSize) is larger than the validation data (\(dataset.val.count) tokens)")
         }
-        model = try makeLanguageModel(config.modelConfig(vocabSize: dataset.meta.vocabSize), seed: UInt64(config.seed))
+        guard config.vocabSize == 0 || config.vocabSize >= dataset.meta.vocabSize else {
+            throw ConfigError(file: config.dataset + "/meta.json", key: "model.vocab_size",
+                              message: "vocab_size \(config.vocabSize) is smaller than the dataset's vocabulary (\(dataset.meta.vocabSize) tokens); use 0 to take the dataset's")
+        }
+        model = try makeLanguageModel(config.modelConfig(vocabSize: max(config.vocabSize, dataset.meta.vocabSize)), seed: UInt64(config.seed))
     }
 
     public var module: any Module { model }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NanoCPU
+import NanoCUDA
 import NanoData
 import NanoEngine
 import NanoModels
@@ -13,8 +14,11 @@ struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train", abstract: "Time training steps of a benchmark workload (A, B: dense; C: MoE) on char-level tiny Shakespeare.")
 
-    @Option(help: "A: 4 layers × 128 wide, block 64, batch 12; B: 6 × 384, block 256, batch 16; C: B with 8 experts top-2 in every 2nd block.")
+    @Option(help: "A: 4 layers × 128 wide, block 64, batch 12; B: 6 × 384, block 256, batch 16; C: B with 8 experts top-2 in every 2nd block; GPT2: the 124M shape (12 × 768, block 1024, vocab padded to 50304, batch 8).")
     var workload: String = "A"
+    @Option(help: "Rows per step (default: the workload's).") var batch: Int?
+    @Option(help: "cpu, cuda or cuda:N.") var device: String = "cpu"
+    @Flag(help: "On a GPU: fp32 GEMMs in TF32.") var tf32 = false
     @Option(help: "Timed steps.") var steps: Int = 30
     @Option(help: "Untimed steps first.") var warmup: Int = 5
     @Option(help: "Text file (char-level tokens).") var data: String = "../shared/data/tinyshakespeare.txt"
@@ -29,8 +33,15 @@ struct BenchTrain: ParsableCommand {
         switch workload {
         case "A": (c.nLayer, c.nHead, c.nEmbd, c.blockSize, c.batchSize) = (4, 4, 128, 64, 12)
         case "B", "C": (c.nLayer, c.nHead, c.nEmbd, c.blockSize, c.batchSize) = (6, 6, 384, 256, 16)
-        default: throw ValidationError("--workload: expected A, B or C, got '\(workload)'")
+        case "GPT2": (c.nLayer, c.nHead, c.nEmbd, c.blockSize, c.batchSize, c.vocabSize) = (12, 12, 768, 1024, 8, 50304)
+        default: throw ValidationError("--workload: expected A, B, C or GPT2, got '\(workload)'")
         }
+        if let batch {
+            guard batch >= 1 else { throw ValidationError("--batch must be ≥ 1") }
+            c.batchSize = batch
+        }
+        c.device = device
+        c.tf32 = tf32
         if workload == "C" {
             c.useMoE = true
             c.moe.nExp = 8; c.moe.topK = 2; c.moe.stride = 2
@@ -51,26 +62,36 @@ struct BenchTrain: ParsableCommand {
         try Nanodecoder.reporting {
             guard steps >= 1, warmup >= 0 else { throw ValidationError("--steps must be ≥ 1 and --warmup ≥ 0") }
             var cfg = try config()
+            let target = try CUDACommand.device(device)
+            let gpu: CUDABackend? = if case .cuda(let n) = target { try CUDACommand.registerBackend(ordinal: n, tf32: tf32) } else { nil }
             let dataset = try TemporaryCharDataset(text: data, tag: "bench")
             defer { dataset.remove() }
             cfg.dataset = dataset.folder
+            try Device.run(target) { try measure(cfg, gpu: gpu) }
+        }
+    }
+
+    /// Builds the workload on the current device and times its steps.
+    private func measure(_ cfg: TrainConfig, gpu: CUDABackend?) throws {
+        do {
             let task = try LanguageModelTask(config: cfg)
             let model = task.model
             let optimizer = try AdamW(model.trainableParameters(), config: cfg)
-            let peak = try peakGflops ?? Trainer.measuredPeakFLOPS() / 1e9
+            // MFU on a GPU is against its dense bf16 peak (H100 SXM: 989 TFLOP/s) unless given.
+            let peak = try peakGflops ?? (gpu != nil ? 989_000 : Trainer.measuredPeakFLOPS() / 1e9)
             let flopsPerToken = task.flopsPerToken ?? 0
             let say: (String) -> Void = json ? { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } : { emit($0) }
             say("workload \(workload): n_layer \(cfg.nLayer), n_embd \(cfg.nEmbd), block \(cfg.blockSize), batch \(cfg.batchSize)"
                 + (cfg.useMoE ? ", MoE \(cfg.moe.nExp) experts top-\(cfg.moe.topK) every \(cfg.moe.stride) blocks" : ""))
             say(String(format: "parameters: %d total, %d active; %.3f MFLOP per token; %@; peak %.1f GFLOP/s",
-                       model.parameterCount, model.activeParameterCount, flopsPerToken / 1e6, CPUBackend.shared.name, peak))
+                       model.parameterCount, model.activeParameterCount, flopsPerToken / 1e6, try Device.current.backend.name, peak))
             let generator = Generator(seed: 1337)
             var times: [Double] = [], firstLoss: Float = .nan, lastLoss: Float = .nan
             if compile, let reason = CompiledStep.unsupported(task: task, config: cfg, distributed: false) {
                 throw ValidationError("--compile: \(reason)")
             }
             var compiled: CompiledStep? = nil
-            if cfg.computeType == .bfloat16 {
+            if cfg.computeType == .bfloat16 && gpu == nil {
                 let bf16 = CPUBackend.shared.gemm.bf16Support
                 say(bf16.native ? "bf16 matmuls: oneDNN \(bf16.detail)" : "bf16 matmuls emulated (operands widened to fp32): oneDNN has none here (\(bf16.detail))")
             }
@@ -95,6 +116,7 @@ struct BenchTrain: ParsableCommand {
                     }
                     try optimizer.clipGradients(maxNorm: cfg.gradClip)
                     try optimizer.update(learningRate: cfg.learningRate)
+                    try gpu?.gpu.synchronize()   // the step's kernels have finished
                     let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                     if step == 0 { firstLoss = value }
                     lastLoss = value
@@ -108,9 +130,10 @@ struct BenchTrain: ParsableCommand {
             var usage = rusage()
             getrusage(RUSAGE_SELF.rawValue, &usage)
             let rssMB = Double(usage.ru_maxrss) / 1024
-            let allocator = CPUBackend.shared.allocator
+            let allocator: (peakLiveBytes: Int, peakReservedBytes: Int) = gpu.map { ($0.allocator.peakLiveBytes, $0.allocator.peakReservedBytes) }
+                ?? (CPUBackend.shared.allocator.peakLiveBytes, CPUBackend.shared.allocator.peakReservedBytes)
             let result: [String: Any] = [
-                "workload": workload, "impl": compile ? (noFuse ? "nanodecoder-compiled-unfused" : "nanodecoder-compiled") : "nanodecoder", "precision": precision, "threads": Parallel.threads,
+                "workload": workload, "impl": compile ? (noFuse ? "nanodecoder-compiled-unfused" : "nanodecoder-compiled") : "nanodecoder", "precision": precision, "threads": Parallel.threads, "device": device,
                 "ms_per_step": median * 1000, "tokens_per_s": tokensPerSecond, "gflops": gflops, "mfu": gflops / peak,
                 "peak_rss_mb": rssMB, "peak_tensor_mb": Double(allocator.peakLiveBytes) / 1048576,
                 "peak_reserved_mb": Double(allocator.peakReservedBytes) / 1048576, "loss": lastLoss, "loss_step0": firstLoss, "params_total": model.parameterCount,

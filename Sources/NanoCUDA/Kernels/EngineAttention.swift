@@ -103,7 +103,7 @@ __device__ __forceinline__ float nd_attn_row_sum(float v) {
 // dst[c][r] = src[r·ld + c] for r < 64, c < 32 (a 64 × 32 block, transposed), 0 where r ≥ rows or
 // c ≥ cols. A warp reads 8 columns of 4 rows (32-byte sectors, whole) and writes 32 distinct banks.
 __device__ __forceinline__ void nd_attn_stage_t(float* dst, const float* src, long long ld, int rows, int cols) {
-#pragma unroll
+#pragma unroll 2   // fully unrolled, the loads in flight cost ~50 registers
     for (int k = 0; k < 8; k++) {
         int e = threadIdx.x + 256 * k, g = e >> 5, lane = e & 31;
         int r = (g >> 2) * 4 + (lane >> 3), c = (g & 3) * 8 + (lane & 7);
@@ -386,29 +386,41 @@ __device__ void nd_attn_backward_dkdv(const float* q, const float* k, const floa
 }
 
 // Entry points by head-dim bound: d64 for D ≤ 64, d128 for D ≤ 128, d256 for D ≤ 256 (NG = 1, 2, 4).
+// Two blocks per SM where that fits in 128 registers without spilling (ptxas -v); the bounds sit on
+// declarations, in an order CUDAKernels.entryPoints does not scan, so it lists each kernel once, by
+// its definition.
+extern "C" __global__ __launch_bounds__(256, 2) void nd_attn_forward_d64(const float* __restrict__, const float* __restrict__,
+    const float* __restrict__, float*, float*, AttnParams);
+extern "C" __global__ __launch_bounds__(256, 2) void nd_attn_backward_dq_d64(const float* __restrict__, const float* __restrict__,
+    const float* __restrict__, const float* __restrict__, const float* __restrict__, const float* __restrict__, float*, AttnParams);
+extern "C" __global__ __launch_bounds__(256, 2) void nd_attn_backward_dkdv_d64(const float* __restrict__, const float* __restrict__,
+    const float* __restrict__, const float* __restrict__, const float* __restrict__, const float* __restrict__, float*, float*, AttnParams);
+extern "C" __global__ __launch_bounds__(256, 2) void nd_attn_forward_d128(const float* __restrict__, const float* __restrict__,
+    const float* __restrict__, float*, float*, AttnParams);
+
 extern "C" __global__ void nd_attn_forward_d64(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                                              float* out, float* lse, AttnParams p) { nd_attn_forward<1>(q, k, v, out, lse, p); }
+                                               float* out, float* lse, AttnParams p) { nd_attn_forward<1>(q, k, v, out, lse, p); }
 extern "C" __global__ void nd_attn_backward_dq_d64(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                                                  const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
-                                                  float* dq, AttnParams p) { nd_attn_backward_dq<1>(q, k, v, dout, lse, delta, dq, p); }
+                                                   const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
+                                                   float* dq, AttnParams p) { nd_attn_backward_dq<1>(q, k, v, dout, lse, delta, dq, p); }
 extern "C" __global__ void nd_attn_backward_dkdv_d64(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                                                    const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
-                                                    float* dk, float* dv, AttnParams p) { nd_attn_backward_dkdv<1>(q, k, v, dout, lse, delta, dk, dv, p); }
+                                                     const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
+                                                     float* dk, float* dv, AttnParams p) { nd_attn_backward_dkdv<1>(q, k, v, dout, lse, delta, dk, dv, p); }
 extern "C" __global__ void nd_attn_forward_d128(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                                              float* out, float* lse, AttnParams p) { nd_attn_forward<2>(q, k, v, out, lse, p); }
+                                                float* out, float* lse, AttnParams p) { nd_attn_forward<2>(q, k, v, out, lse, p); }
 extern "C" __global__ void nd_attn_backward_dq_d128(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                                                  const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
-                                                  float* dq, AttnParams p) { nd_attn_backward_dq<2>(q, k, v, dout, lse, delta, dq, p); }
+                                                    const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
+                                                    float* dq, AttnParams p) { nd_attn_backward_dq<2>(q, k, v, dout, lse, delta, dq, p); }
 extern "C" __global__ void nd_attn_backward_dkdv_d128(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                                                    const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
-                                                    float* dk, float* dv, AttnParams p) { nd_attn_backward_dkdv<2>(q, k, v, dout, lse, delta, dk, dv, p); }
+                                                      const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
+                                                      float* dk, float* dv, AttnParams p) { nd_attn_backward_dkdv<2>(q, k, v, dout, lse, delta, dk, dv, p); }
 extern "C" __global__ void nd_attn_forward_d256(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                                              float* out, float* lse, AttnParams p) { nd_attn_forward<4>(q, k, v, out, lse, p); }
+                                                float* out, float* lse, AttnParams p) { nd_attn_forward<4>(q, k, v, out, lse, p); }
 extern "C" __global__ void nd_attn_backward_dq_d256(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                                                  const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
-                                                  float* dq, AttnParams p) { nd_attn_backward_dq<4>(q, k, v, dout, lse, delta, dq, p); }
-extern "C" __global__ void nd_attn_backward_dkdv_d256(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                                                     const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
-                                                    float* dk, float* dv, AttnParams p) { nd_attn_backward_dkdv<4>(q, k, v, dout, lse, delta, dk, dv, p); }
+                                                    float* dq, AttnParams p) { nd_attn_backward_dq<4>(q, k, v, dout, lse, delta, dq, p); }
+extern "C" __global__ void nd_attn_backward_dkdv_d256(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+                                                      const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
+                                                      float* dk, float* dv, AttnParams p) { nd_attn_backward_dkdv<4>(q, k, v, dout, lse, delta, dk, dv, p); }
 """#
 }
