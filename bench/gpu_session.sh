@@ -12,14 +12,16 @@ set -uo pipefail
 phase=${1:-check}
 out=${OUT:-gpu-logs}
 mkdir -p "$out"
-root=.gpu-bundle/unpacked
-if [ ! -x "$root/nanodecoder" ]; then
-  mkdir -p "$root"
+# Unpacked outside the repository, so only the archive travels with the device tool's carry.
+root=${TMPDIR:-/tmp}/nanodecoder-bundle
+if [ ! -f "$root/.unpacked" ] || [ .gpu-bundle/bundle.tar.xz -nt "$root/.unpacked" ]; then
+  rm -rf "$root" && mkdir -p "$root"
   python3 -c "import tarfile, sys; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" .gpu-bundle/bundle.tar.xz "$root"
+  touch "$root/.unpacked"
 fi
-export LD_LIBRARY_PATH="$PWD/$root/lib:${LD_LIBRARY_PATH:-}"
-nd="$PWD/$root/nanodecoder"
-data="$PWD/$root/tinyshakespeare.txt"
+export LD_LIBRARY_PATH="$root/lib:${LD_LIBRARY_PATH:-}:/usr/local/nvidia/lib64:/usr/local/cuda/lib64"
+nd="$root/nanodecoder"
+data="$root/tinyshakespeare.txt"
 # CUDA libraries from PyTorch's wheels when the system has none.
 site=$(python3 -c "import nvidia, os; print(os.path.dirname(list(nvidia.__path__)[0]))" 2>/dev/null || true)
 [ -n "$site" ] && export NANODECODER_CUDA_PATH="${NANODECODER_CUDA_PATH:-$site}"
@@ -41,6 +43,9 @@ check)
   for device in cpu cuda; do
     step "$nd" train --device $device --set training.max_iters=50 --set training.eval_interval=50 \
       --set output.name=check-$device --overwrite
+  done
+  for device in cpu cuda; do   # greedy: the same text unless a logit near-tie breaks differently
+    step "$nd" sample --device $device --checkpoint runs/check-cuda/checkpoint --temperature 0 --max-new-tokens 120
   done
   python3 - "$out/$phase.log" <<'PY'
 import json, sys

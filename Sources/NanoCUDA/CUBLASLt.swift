@@ -72,6 +72,11 @@ public final class CUBLASLt {
     }
 
     deinit {
+        for plan in plans.values {
+            _ = descDestroy(plan.desc)
+            for l in [plan.first, plan.second, plan.out] { _ = layoutDestroy(l) }
+            plan.algo.deallocate()
+        }
         context.release(workspace)
         _ = destroy(handle)
     }
@@ -85,6 +90,25 @@ public final class CUBLASLt {
         try withUnsafeBytes(of: &v) { try check(call, setter(object, attribute, $0.baseAddress!, $0.count)) }
     }
 
+    /// What a GEMM's descriptors depend on; the bias pointer is set on every call.
+    private struct PlanKey: Hashable {
+        var m: Int, n: Int, k: Int, transA: Bool, transB: Bool, batch: Int, sharedB: Bool
+        var precision: Precision, epilogue: Epilogue
+    }
+
+    /// A shape's descriptors and the algorithm cuBLASLt's heuristic picked, made once: a training
+    /// step repeats the same few dozen shapes, and the heuristic query costs more than small GEMMs.
+    private final class Plan {
+        let desc: OpaquePointer?, first: OpaquePointer?, second: OpaquePointer?, out: OpaquePointer?
+        let algo: UnsafeMutableRawPointer
+        init(desc: OpaquePointer?, first: OpaquePointer?, second: OpaquePointer?, out: OpaquePointer?, algo: UnsafeMutableRawPointer) {
+            self.desc = desc; self.first = first; self.second = second; self.out = out; self.algo = algo
+        }
+    }
+
+    private var plans: [PlanKey: Plan] = [:]
+    private let lock = NSLock()
+
     /// C (+)= op(A)·op(B) (+ bias, then GELU for `.geluBias`); `batch` products at element
     /// strides m·k, k·n (0: B shared) and m·n. A and B are bf16 for `.bfloat16`, fp16 for `.float16`,
     /// else fp32; C is fp32 (the compute type is fp32 in every case: fp32 accumulation).
@@ -92,21 +116,40 @@ public final class CUBLASLt {
                        bias: CUDAContext.DevicePointer? = nil, m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
                        batch: Int = 1, sharedB: Bool = false, precision: Precision = .float32, epilogue: Epilogue = .none,
                        accumulate: Bool = false) throws {
-        let operandType = precision == .bfloat16 ? Self.typeBFloat16 : precision == .float16 ? Self.typeFloat16 : Self.typeFloat32
-        var desc: OpaquePointer? = nil
-        try check("cublasLtMatmulDescCreate", descCreate(&desc, precision == .tf32 ? Self.computeFastTF32 : Self.computeFloat32, Self.typeFloat32))
-        defer { _ = descDestroy(desc) }
-        // First operand: B's buffer (op(B)ᵀ, n×k); second: A's buffer (op(A)ᵀ, k×m).
-        try set(descSet, desc, Self.descTransA, Int32(transB ? 1 : 0), "set TRANSA")
-        try set(descSet, desc, Self.descTransB, Int32(transA ? 1 : 0), "set TRANSB")
-        let epilogueCode: UInt32 = switch epilogue { case .none: Self.epilogueDefault; case .bias: Self.epilogueBias; case .geluBias: Self.epilogueGeluBias }
-        try set(descSet, desc, Self.descEpilogue, epilogueCode, "set EPILOGUE")
-        if epilogue != .none {
-            guard let bias else { throw CUBLASLtError(call: "matmul: the \(epilogue) epilogue needs a bias", status: -1) }
-            try set(descSet, desc, Self.descBiasPointer, bias, "set BIAS_POINTER")
+        if epilogue != .none && bias == nil {
+            throw CUBLASLtError(call: "matmul: the \(epilogue) epilogue needs a bias", status: -1)
         }
+        lock.lock(); defer { lock.unlock() }
+        let key = PlanKey(m: m, n: n, k: k, transA: transA, transB: transB, batch: batch, sharedB: sharedB, precision: precision, epilogue: epilogue)
+        let plan: Plan
+        if let cached = plans[key] {
+            plan = cached
+        } else {
+            plan = try makePlan(key)
+            plans[key] = plan
+        }
+        if let bias { try set(descSet, plan.desc, Self.descBiasPointer, bias, "set BIAS_POINTER") }
+        var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
+        // The algorithm is the first 64 bytes of the heuristic result.
+        try check("cublasLtMatmul", matmulCall(handle, plan.desc, &alpha, b, plan.first, a, plan.second, &beta, c, plan.out, c, plan.out,
+                                                UnsafeRawPointer(plan.algo), workspace, workspaceBytes, nil))
+    }
+
+    private func makePlan(_ key: PlanKey) throws -> Plan {
+        let (m, n, k, batch) = (key.m, key.n, key.k, key.batch)
+        let operandType = key.precision == .bfloat16 ? Self.typeBFloat16 : key.precision == .float16 ? Self.typeFloat16 : Self.typeFloat32
+        var desc: OpaquePointer? = nil
         var layouts: [OpaquePointer?] = []
-        defer { for l in layouts { _ = layoutDestroy(l) } }
+        var done = false
+        defer {   // on a failure, free what was made
+            if !done { _ = descDestroy(desc); for l in layouts { _ = layoutDestroy(l) } }
+        }
+        try check("cublasLtMatmulDescCreate", descCreate(&desc, key.precision == .tf32 ? Self.computeFastTF32 : Self.computeFloat32, Self.typeFloat32))
+        // First operand: B's buffer (op(B)ᵀ, n×k); second: A's buffer (op(A)ᵀ, k×m).
+        try set(descSet, desc, Self.descTransA, Int32(key.transB ? 1 : 0), "set TRANSA")
+        try set(descSet, desc, Self.descTransB, Int32(key.transA ? 1 : 0), "set TRANSB")
+        let epilogueCode: UInt32 = switch key.epilogue { case .none: Self.epilogueDefault; case .bias: Self.epilogueBias; case .geluBias: Self.epilogueGeluBias }
+        try set(descSet, desc, Self.descEpilogue, epilogueCode, "set EPILOGUE")
         func layout(_ type: Int32, rows: Int, cols: Int, ld: Int, stride: Int) throws -> OpaquePointer? {
             var l: OpaquePointer? = nil
             try check("cublasLtMatrixLayoutCreate", layoutCreate(&l, type, UInt64(rows), UInt64(cols), Int64(ld)))
@@ -117,10 +160,10 @@ public final class CUBLASLt {
             }
             return l
         }
-        let first = transB ? try layout(operandType, rows: k, cols: n, ld: k, stride: sharedB ? 0 : k * n)
-                           : try layout(operandType, rows: n, cols: k, ld: n, stride: sharedB ? 0 : k * n)
-        let second = transA ? try layout(operandType, rows: m, cols: k, ld: m, stride: m * k)
-                             : try layout(operandType, rows: k, cols: m, ld: k, stride: m * k)
+        let first = key.transB ? try layout(operandType, rows: k, cols: n, ld: k, stride: key.sharedB ? 0 : k * n)
+                               : try layout(operandType, rows: n, cols: k, ld: n, stride: key.sharedB ? 0 : k * n)
+        let second = key.transA ? try layout(operandType, rows: m, cols: k, ld: m, stride: m * k)
+                                 : try layout(operandType, rows: k, cols: m, ld: k, stride: m * k)
         let out = try layout(Self.typeFloat32, rows: n, cols: m, ld: n, stride: m * n)
 
         var preference: OpaquePointer? = nil
@@ -128,15 +171,17 @@ public final class CUBLASLt {
         defer { _ = preferenceDestroy(preference) }
         try set(preferenceSet, preference, Self.preferenceMaxWorkspace, UInt64(workspaceBytes), "set MAX_WORKSPACE_BYTES")
         let result = UnsafeMutableRawPointer.allocate(byteCount: Self.heuristicResultBytes, alignment: 16)
-        defer { result.deallocate() }
         var found: Int32 = 0
-        try check("cublasLtMatmulAlgoGetHeuristic", heuristic(handle, desc, first, second, out, out, preference, 1, result, &found))
-        guard found > 0 else {
-            throw CUBLASLtError(call: "cublasLtMatmulAlgoGetHeuristic: no algorithm for m \(m) n \(n) k \(k) \(precision) \(epilogue)", status: -1)
+        do {
+            try check("cublasLtMatmulAlgoGetHeuristic", heuristic(handle, desc, first, second, out, out, preference, 1, result, &found))
+            guard found > 0 else {
+                throw CUBLASLtError(call: "cublasLtMatmulAlgoGetHeuristic: no algorithm for m \(m) n \(n) k \(k) \(key.precision) \(key.epilogue)", status: -1)
+            }
+        } catch {
+            result.deallocate()
+            throw error
         }
-        var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
-        // The algorithm is the first 64 bytes of the heuristic result.
-        try check("cublasLtMatmul", matmulCall(handle, desc, &alpha, b, first, a, second, &beta, c, out, c, out,
-                                                UnsafeRawPointer(result), workspace, workspaceBytes, nil))
+        done = true
+        return Plan(desc: desc, first: first, second: second, out: out, algo: result)
     }
 }

@@ -153,8 +153,7 @@ public final class CUDAContext {
     /// Launches `kernel` of `module` on the default stream (asynchronous: `synchronize` waits).
     public func launch(_ module: Module, _ kernel: String, grid: (Int, Int, Int), block: (Int, Int, Int),
                        sharedBytes: Int = 0, _ arguments: [Argument]) throws {
-        var function: OpaquePointer? = nil
-        try check("cuModuleGetFunction(\(module.name): \(kernel))", getFunction(&function, module.handle, kernel))
+        let function = try self.function(module, kernel)
         // kernelParams: one pointer per argument, to a copy of its value (8-byte aligned slots).
         let sizes = arguments.map { a -> Int in if case .bytes(let b) = a { return (b.count + 7) / 8 * 8 } else { return 8 } }
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(sizes.reduce(0, +), 8), alignment: 16)
@@ -178,6 +177,20 @@ public final class CUDAContext {
                                                                   UInt32(block.0), UInt32(block.1), UInt32(block.2), UInt32(sharedBytes),
                                                                   nil, params.baseAddress, nil))
         }
+    }
+
+    /// Kernel handles by "module/kernel", looked up once.
+    private var functions: [String: OpaquePointer] = [:]
+    private let functionsLock = NSLock()
+
+    private func function(_ module: Module, _ kernel: String) throws -> OpaquePointer? {
+        let key = module.name + "/" + kernel
+        functionsLock.lock(); defer { functionsLock.unlock() }
+        if let f = functions[key] { return f }
+        var function: OpaquePointer? = nil
+        try check("cuModuleGetFunction(\(module.name): \(kernel))", getFunction(&function, module.handle, kernel))
+        if let function { functions[key] = function }
+        return function
     }
 
     /// Compiles every kernel source (`CUDAKernels.all`) for this GPU and loads it: modules by

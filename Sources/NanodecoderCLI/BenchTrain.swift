@@ -73,78 +73,76 @@ struct BenchTrain: ParsableCommand {
 
     /// Builds the workload on the current device and times its steps.
     private func measure(_ cfg: TrainConfig, gpu: CUDABackend?) throws {
-        do {
-            let task = try LanguageModelTask(config: cfg)
-            let model = task.model
-            let optimizer = try AdamW(model.trainableParameters(), config: cfg)
-            // MFU on a GPU is against its dense bf16 peak (H100 SXM: 989 TFLOP/s) unless given.
-            let peak = try peakGflops ?? (gpu != nil ? 989_000 : Trainer.measuredPeakFLOPS() / 1e9)
-            let flopsPerToken = task.flopsPerToken ?? 0
-            let say: (String) -> Void = json ? { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } : { emit($0) }
-            say("workload \(workload): n_layer \(cfg.nLayer), n_embd \(cfg.nEmbd), block \(cfg.blockSize), batch \(cfg.batchSize)"
-                + (cfg.useMoE ? ", MoE \(cfg.moe.nExp) experts top-\(cfg.moe.topK) every \(cfg.moe.stride) blocks" : ""))
-            say(String(format: "parameters: %d total, %d active; %.3f MFLOP per token; %@; peak %.1f GFLOP/s",
-                       model.parameterCount, model.activeParameterCount, flopsPerToken / 1e6, try Device.current.backend.name, peak))
-            let generator = Generator(seed: 1337)
-            var times: [Double] = [], firstLoss: Float = .nan, lastLoss: Float = .nan
-            if compile, let reason = CompiledStep.unsupported(task: task, config: cfg, distributed: false) {
-                throw ValidationError("--compile: \(reason)")
-            }
-            var compiled: CompiledStep? = nil
-            if cfg.computeType == .bfloat16 && gpu == nil {
-                let bf16 = CPUBackend.shared.gemm.bf16Support
-                say(bf16.native ? "bf16 matmuls: oneDNN \(bf16.detail)" : "bf16 matmuls emulated (operands widened to fp32): oneDNN has none here (\(bf16.detail))")
-            }
-            try MixedPrecision.run(cfg.computeType) {
-                for step in 0..<(warmup + steps) {
-                    let t0 = DispatchTime.now().uptimeNanoseconds
-                    let value: Float
-                    if compile, let replay = compiled {
-                        guard let replayed = try replay.run(task: task, generator: generator, shard: .whole) else {
-                            throw ValidationError("--compile: the batch shape changed between steps")
-                        }
-                        value = replayed.lossSum
-                    } else if compile {
-                        let captured = try CompiledStep.capture(task: task, microSteps: 1, generator: generator, shard: .whole, fuse: !noFuse)
-                        (compiled, value) = (captured.step, captured.lossSum)
-                        say("compile: recorded \(captured.step.recordedCount) kernels, replaying \(captured.step.kernelCount): \(captured.step.kernelSummary)")
-                    } else {
-                        model.zeroGrad()
-                        let (loss, _) = try task.trainingLoss(step: step, micro: 0, generator: generator, shard: .whole)
-                        try loss.total.backward()
-                        value = try loss.lm.item()
+        let task = try LanguageModelTask(config: cfg)
+        let model = task.model
+        let optimizer = try AdamW(model.trainableParameters(), config: cfg)
+        // MFU on a GPU is against its dense bf16 peak (H100 SXM: 989 TFLOP/s) unless given.
+        let peak = try peakGflops ?? (gpu != nil ? 989_000 : Trainer.measuredPeakFLOPS() / 1e9)
+        let flopsPerToken = task.flopsPerToken ?? 0
+        let say: (String) -> Void = json ? { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } : { emit($0) }
+        say("workload \(workload): n_layer \(cfg.nLayer), n_embd \(cfg.nEmbd), block \(cfg.blockSize), batch \(cfg.batchSize)"
+            + (cfg.useMoE ? ", MoE \(cfg.moe.nExp) experts top-\(cfg.moe.topK) every \(cfg.moe.stride) blocks" : ""))
+        say(String(format: "parameters: %d total, %d active; %.3f MFLOP per token; %@; peak %.1f GFLOP/s",
+                   model.parameterCount, model.activeParameterCount, flopsPerToken / 1e6, try Device.current.backend.name, peak))
+        let generator = Generator(seed: 1337)
+        var times: [Double] = [], firstLoss: Float = .nan, lastLoss: Float = .nan
+        if compile, let reason = CompiledStep.unsupported(task: task, config: cfg, distributed: false) {
+            throw ValidationError("--compile: \(reason)")
+        }
+        var compiled: CompiledStep? = nil
+        if cfg.computeType == .bfloat16 && gpu == nil {
+            let bf16 = CPUBackend.shared.gemm.bf16Support
+            say(bf16.native ? "bf16 matmuls: oneDNN \(bf16.detail)" : "bf16 matmuls emulated (operands widened to fp32): oneDNN has none here (\(bf16.detail))")
+        }
+        try MixedPrecision.run(cfg.computeType) {
+            for step in 0..<(warmup + steps) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let value: Float
+                if compile, let replay = compiled {
+                    guard let replayed = try replay.run(task: task, generator: generator, shard: .whole) else {
+                        throw ValidationError("--compile: the batch shape changed between steps")
                     }
-                    try optimizer.clipGradients(maxNorm: cfg.gradClip)
-                    try optimizer.update(learningRate: cfg.learningRate)
-                    try gpu?.gpu.synchronize()   // the step's kernels have finished
-                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                    if step == 0 { firstLoss = value }
-                    lastLoss = value
-                    if step >= warmup { times.append(seconds) }
-                    say(String(format: "%@ step %d: loss %.4f, %.1f ms", step < warmup ? "warmup" : "timed", step, value, seconds * 1000))
+                    value = replayed.lossSum
+                } else if compile {
+                    let captured = try CompiledStep.capture(task: task, microSteps: 1, generator: generator, shard: .whole, fuse: !noFuse)
+                    (compiled, value) = (captured.step, captured.lossSum)
+                    say("compile: recorded \(captured.step.recordedCount) kernels, replaying \(captured.step.kernelCount): \(captured.step.kernelSummary)")
+                } else {
+                    model.zeroGrad()
+                    let (loss, _) = try task.trainingLoss(step: step, micro: 0, generator: generator, shard: .whole)
+                    try loss.total.backward()
+                    value = try loss.lm.item()
                 }
+                try optimizer.clipGradients(maxNorm: cfg.gradClip)
+                try optimizer.update(learningRate: cfg.learningRate)
+                try gpu?.gpu.synchronize()   // the step's kernels have finished
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                if step == 0 { firstLoss = value }
+                lastLoss = value
+                if step >= warmup { times.append(seconds) }
+                say(String(format: "%@ step %d: loss %.4f, %.1f ms", step < warmup ? "warmup" : "timed", step, value, seconds * 1000))
             }
-            let median = times.sorted()[times.count / 2]
-            let tokensPerSecond = Double(cfg.batchSize * cfg.blockSize) / median
-            let gflops = flopsPerToken * tokensPerSecond / 1e9
-            var usage = rusage()
-            getrusage(RUSAGE_SELF.rawValue, &usage)
-            let rssMB = Double(usage.ru_maxrss) / 1024
-            let allocator: (peakLiveBytes: Int, peakReservedBytes: Int) = gpu.map { ($0.allocator.peakLiveBytes, $0.allocator.peakReservedBytes) }
-                ?? (CPUBackend.shared.allocator.peakLiveBytes, CPUBackend.shared.allocator.peakReservedBytes)
-            let result: [String: Any] = [
-                "workload": workload, "impl": compile ? (noFuse ? "nanodecoder-compiled-unfused" : "nanodecoder-compiled") : "nanodecoder", "precision": precision, "threads": Parallel.threads, "device": device,
-                "ms_per_step": median * 1000, "tokens_per_s": tokensPerSecond, "gflops": gflops, "mfu": gflops / peak,
-                "peak_rss_mb": rssMB, "peak_tensor_mb": Double(allocator.peakLiveBytes) / 1048576,
-                "peak_reserved_mb": Double(allocator.peakReservedBytes) / 1048576, "loss": lastLoss, "loss_step0": firstLoss, "params_total": model.parameterCount,
-                "params_active": model.activeParameterCount, "flops_per_token": flopsPerToken, "peak_gflops": peak, "steps": steps]
-            if json {
-                emit(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
-            } else {
-                emit(String(format: "median %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%%, peak RSS %.0f MB (tensors %.0f MB live, %.0f MB reserved)",
-                            median * 1000, tokensPerSecond, gflops, 100 * gflops / peak, rssMB,
-                            Double(allocator.peakLiveBytes) / 1048576, Double(allocator.peakReservedBytes) / 1048576))
-            }
+        }
+        let median = times.sorted()[times.count / 2]
+        let tokensPerSecond = Double(cfg.batchSize * cfg.blockSize) / median
+        let gflops = flopsPerToken * tokensPerSecond / 1e9
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let rssMB = Double(usage.ru_maxrss) / 1024
+        let allocator: (peakLiveBytes: Int, peakReservedBytes: Int) = gpu.map { ($0.allocator.peakLiveBytes, $0.allocator.peakReservedBytes) }
+            ?? (CPUBackend.shared.allocator.peakLiveBytes, CPUBackend.shared.allocator.peakReservedBytes)
+        let result: [String: Any] = [
+            "workload": workload, "impl": compile ? (noFuse ? "nanodecoder-compiled-unfused" : "nanodecoder-compiled") : "nanodecoder", "precision": precision, "threads": Parallel.threads, "device": device,
+            "ms_per_step": median * 1000, "tokens_per_s": tokensPerSecond, "gflops": gflops, "mfu": gflops / peak,
+            "peak_rss_mb": rssMB, "peak_tensor_mb": Double(allocator.peakLiveBytes) / 1048576,
+            "peak_reserved_mb": Double(allocator.peakReservedBytes) / 1048576, "loss": lastLoss, "loss_step0": firstLoss, "params_total": model.parameterCount,
+            "params_active": model.activeParameterCount, "flops_per_token": flopsPerToken, "peak_gflops": peak, "steps": steps]
+        if json {
+            emit(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            emit(String(format: "median %.1f ms/step, %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%%, peak RSS %.0f MB (tensors %.0f MB live, %.0f MB reserved)",
+                        median * 1000, tokensPerSecond, gflops, 100 * gflops / peak, rssMB,
+                        Double(allocator.peakLiveBytes) / 1048576, Double(allocator.peakReservedBytes) / 1048576))
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NanoData
+import NanoEngine
 import NanoTraining
 
 struct Sample: ParsableCommand {
@@ -15,29 +16,37 @@ struct Sample: ParsableCommand {
     @Option(help: "Nucleus sampling threshold (1: off).") var topP: Float = 1
     @Option(help: "Random seed.") var seed: UInt64 = 1337
     @Flag(help: "Recompute every position instead of using the KV cache.") var noKVCache = false
+    @Option(help: "cpu, cuda or cuda:N: where the model runs.") var device = "cpu"
 
     func run() throws {
+        let target = try CUDACommand.device(device)
         try Nanodecoder.reporting {
-            let model = try Checkpoint.loadModel(from: checkpoint)
-            let tokenizer = try loadTokenizer()
-            var options = SamplingOptions()
-            options.maxNewTokens = maxNewTokens; options.temperature = temperature; options.topK = topK
-            options.topP = topP; options.seed = seed; options.useKVCache = !noKVCache
-            options.stopToken = tokenizer.endOfText
-            let prompts: [String]
-            if let promptsFile {
-                prompts = try readText(promptsFile, what: "prompts file").split(separator: "\n").map(String.init)
-            } else {
-                prompts = [prompt.replacingOccurrences(of: "\\n", with: "\n")]
+            if case .cuda(let ordinal) = target { try CUDACommand.registerBackend(ordinal: ordinal, tf32: false) }
+            try Device.run(target) { try generate() }
+        }
+    }
+
+    /// Loads the checkpoint on the current device and streams each prompt's continuation.
+    private func generate() throws {
+        let model = try Checkpoint.loadModel(from: checkpoint)
+        let tokenizer = try loadTokenizer()
+        var options = SamplingOptions()
+        options.maxNewTokens = maxNewTokens; options.temperature = temperature; options.topK = topK
+        options.topP = topP; options.seed = seed; options.useKVCache = !noKVCache
+        options.stopToken = tokenizer.endOfText
+        let prompts: [String]
+        if let promptsFile {
+            prompts = try readText(promptsFile, what: "prompts file").split(separator: "\n").map(String.init)
+        } else {
+            prompts = [prompt.replacingOccurrences(of: "\\n", with: "\n")]
+        }
+        for p in prompts {
+            let encoded = try tokenizer.encode(p)
+            emit(p, terminator: "")
+            _ = try Sampler(model: model).generate(prompt: encoded, options: options) { token in
+                emit((try? tokenizer.decode([token])) ?? "", terminator: "")
             }
-            for p in prompts {
-                let encoded = try tokenizer.encode(p)
-                emit(p, terminator: "")
-                _ = try Sampler(model: model).generate(prompt: encoded, options: options) { token in
-                    emit((try? tokenizer.decode([token])) ?? "", terminator: "")
-                }
-                emit("\n---")
-            }
+            emit("\n---")
         }
     }
 

@@ -84,7 +84,8 @@ extern "C" __global__ void cross_entropy_forward(const float* __restrict__ logit
     float m = (-__int_as_float(0x7f800000)), s = 0.0f;
     for (int c = lane; c < classes; c += 32) {
         float v = lr[c];
-        if (v > m) { s = s * __expf(m - v) + 1.0f; m = v; } else { s += __expf(v - m); }
+        // A −∞ logit adds nothing (and −∞ − (−∞) would be NaN).
+        if (v > m) { s = s * __expf(m - v) + 1.0f; m = v; } else if (v > (-__int_as_float(0x7f800000))) { s += __expf(v - m); }
     }
     float M = warp_max(m);
     float S = warp_sum(m == (-__int_as_float(0x7f800000)) ? 0.0f : s * __expf(m - M));
