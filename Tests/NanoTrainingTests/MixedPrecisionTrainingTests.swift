@@ -14,6 +14,18 @@ import Testing
         return (config, runs)
     }
 
+    /// `mixed`'s losses stay within `within` (relative) of the float32 run's at every step, and are
+    /// not bitwise the same (else the mixed precision scope had no effect).
+    private func expectTracks(_ fp32: Trainer, _ mixed: Trainer, within tolerance: Float, steps: Int) {
+        var differs = false
+        for step in 0..<steps {
+            let a = fp32.losses[step]!, b = mixed.losses[step]!
+            #expect(abs(a - b) <= tolerance * a, "step \(step): fp32 \(a), \(mixed.config.mixedPrecision) \(b)")
+            differs = differs || a != b
+        }
+        #expect(differs, "\(mixed.config.mixedPrecision) gave the float32 losses bitwise: the mixed precision scope had no effect")
+    }
+
     /// The bf16 loss curve follows the float32 one (here within 2% at every step) while being a
     /// different computation (not bitwise equal).
     @Test func bf16LossesTrackFloat32() throws {
@@ -22,13 +34,7 @@ import Testing
         config.mixedPrecision = "bf16"
         let bf16 = try trainLogged(config, runs: runs, name: "bf16")
         #expect(bf16.log.contains { $0.contains("mixed precision: bf16") }, "\(bf16.log)")
-        var differs = false
-        for step in 0..<config.maxIters {
-            let a = fp32.trainer.losses[step]!, b = bf16.trainer.losses[step]!
-            #expect(abs(a - b) <= 0.02 * a, "step \(step): fp32 \(a), bf16 \(b)")
-            differs = differs || a != b
-        }
-        #expect(differs, "bf16 gave the float32 losses bitwise: the mixed precision scope had no effect")
+        expectTracks(fp32.trainer, bf16.trainer, within: 0.02, steps: config.maxIters)
         #expect(fp32.trainer.losses[config.maxIters - 1]! < fp32.trainer.losses[0]! * 0.8)
         #expect(bf16.trainer.losses[config.maxIters - 1]! < bf16.trainer.losses[0]! * 0.8)
         // The checkpoint keeps float32 master weights.
@@ -59,13 +65,7 @@ import Testing
         config.mixedPrecision = "fp16"
         let fp16 = try trainLogged(config, runs: runs, name: "fp16")
         #expect(fp16.log.contains { $0.contains("dynamic loss scaling from 65536") }, "\(fp16.log)")
-        var differs = false
-        for step in 0..<config.maxIters {
-            let a = fp32.trainer.losses[step]!, b = fp16.trainer.losses[step]!
-            #expect(abs(a - b) <= 0.01 * a, "step \(step): fp32 \(a), fp16 \(b)")
-            differs = differs || a != b
-        }
-        #expect(differs, "fp16 gave the float32 losses bitwise: the mixed precision scope had no effect")
+        expectTracks(fp32.trainer, fp16.trainer, within: 0.01, steps: config.maxIters)
         #expect(fp16.trainer.state.lossScaler?.skippedSteps == 0)
         let saved = try JSONDecoder().decode(TrainingState.self, from: Data(contentsOf: URL(fileURLWithPath: runs + "/fp16/checkpoint/state.json")))
         #expect(saved.lossScaler == fp16.trainer.state.lossScaler && saved.lossScaler != nil)

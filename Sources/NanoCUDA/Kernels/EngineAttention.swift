@@ -58,33 +58,19 @@ __device__ __forceinline__ AttnHead nd_attn_head(const AttnParams& p, long long 
     return a;
 }
 
-// Philox4x32-10 (Salmon et al. 2011), as NanoEngine's Philox.block.
-__device__ __forceinline__ uint4 nd_attn_philox(unsigned long long counter, unsigned long long seed) {
-    unsigned int c0 = (unsigned int)counter, c1 = (unsigned int)(counter >> 32), c2 = 0, c3 = 0;
-    unsigned int k0 = (unsigned int)seed, k1 = (unsigned int)(seed >> 32);
-#pragma unroll
-    for (int r = 0; r < 10; r++) {
-        unsigned long long p0 = 0xD2511F53ull * c0, p1 = 0xCD9E8D57ull * c2;
-        unsigned int n0 = (unsigned int)(p1 >> 32) ^ c1 ^ k0, n1 = (unsigned int)p1;
-        unsigned int n2 = (unsigned int)(p0 >> 32) ^ c3 ^ k1, n3 = (unsigned int)p0;
-        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
-        k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
-    }
-    return make_uint4(c0, c1, c2, c3);
-}
-__device__ __forceinline__ unsigned int nd_attn_word(uint4 b, int w) { return w == 0 ? b.x : w == 1 ? b.y : w == 2 ? b.z : b.w; }
+\#(philox)
 
 // Dropout multipliers of keys j ... j+3 for query row i of head h: the CPU's keepScale, whose
 // uniform draw is 1 − ((bits >> 8) + 1)·2⁻²⁴ (exact in fp32, so the comparison agrees bit for bit).
 __device__ __forceinline__ void nd_attn_keep(const AttnParams& p, long long h, long long i, long long j, float z[4]) {
     unsigned long long index = p.offset + (unsigned long long)((h * p.tq + i) * p.tk + j);
     int lane = (int)(index & 3);
-    uint4 b0 = nd_attn_philox(index >> 2, p.seed), b1 = b0;
-    if (lane != 0) b1 = nd_attn_philox((index >> 2) + 1, p.seed);   // the four words straddle two blocks
+    uint4 b0 = nd_philox(index >> 2, p.seed), b1 = b0;
+    if (lane != 0) b1 = nd_philox((index >> 2) + 1, p.seed);   // the four words straddle two blocks
 #pragma unroll
     for (int t = 0; t < 4; t++) {
         int w = lane + t;
-        unsigned int bits = w < 4 ? nd_attn_word(b0, w) : nd_attn_word(b1, w - 4);
+        unsigned int bits = w < 4 ? nd_philox_word(b0, w) : nd_philox_word(b1, w - 4);
         float u = 1.0f - (float)((bits >> 8) + 1) * (1.0f / 16777216.0f);
         z[t] = u < p.dropout ? 0.0f : p.keepScale;
     }

@@ -50,19 +50,7 @@ extern "C" __global__ void nd_cast(const void* x, int xType, void* y, int yType,
     ND_GRID_STRIDE(i, n) nd_store(y, yType, i, nd_load(x, xType, i));
 }
 
-// Philox4x32-10 (Salmon et al. 2011), as NanoEngine's Philox.block.
-__device__ __forceinline__ void nd_philox(unsigned long long counter, unsigned long long seed, unsigned int* w) {
-    unsigned int c0 = (unsigned int)counter, c1 = (unsigned int)(counter >> 32), c2 = 0, c3 = 0;
-    unsigned int k0 = (unsigned int)seed, k1 = (unsigned int)(seed >> 32);
-    for (int r = 0; r < 10; r++) {
-        unsigned long long p0 = 0xD2511F53ull * c0, p1 = 0xCD9E8D57ull * c2;
-        unsigned int n0 = (unsigned int)(p1 >> 32) ^ c1 ^ k0, n1 = (unsigned int)p1;
-        unsigned int n2 = (unsigned int)(p0 >> 32) ^ c3 ^ k1, n3 = (unsigned int)p0;
-        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
-        k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
-    }
-    w[0] = c0; w[1] = c1; w[2] = c2; w[3] = c3;
-}
+\#(philox)
 // Uniform in (0, 1] from 24 bits.
 __device__ __forceinline__ float nd_unit(unsigned int bits) { return (float)((bits >> 8) + 1) * (1.0f / 16777216.0f); }
 
@@ -71,16 +59,14 @@ extern "C" __global__ void nd_random(float* y, long long n, int dist, float p0, 
                                      unsigned long long seed, unsigned long long offset) {
     ND_GRID_STRIDE(e, n) {
         unsigned long long i = offset + (unsigned long long)e;
-        unsigned int w[4];
         float out;
         if (dist == 1) {   // Box–Muller on the pair of words of element i
-            nd_philox(i / 2, seed, w);
+            uint4 w = nd_philox(i / 2, seed);
             int lane = (int)(i % 2) * 2;
-            float u1 = nd_unit(w[lane]), u2 = nd_unit(w[lane + 1]);
+            float u1 = nd_unit(nd_philox_word(w, lane)), u2 = nd_unit(nd_philox_word(w, lane + 1));
             out = p0 + p1 * (sqrtf(-2.0f * logf(u1)) * cosf(2.0f * 3.14159265358979f * u2));
         } else {
-            nd_philox(i / 4, seed, w);
-            float u = nd_unit(w[i % 4]);
+            float u = nd_unit(nd_philox_word(nd_philox(i / 4, seed), (int)(i % 4)));
             if (dist == 0) out = p0 + (p1 - p0) * (1.0f - u);
             else if (dist == 3) out = u <= p0 ? 1.0f : 0.0f;
             else {   // inverse CDF in double, as the CPU
