@@ -21,10 +21,12 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public var tf32 = false
     private let modules: [String: CUDAContext.Module]
 
-    /// Opens GPU `ordinal`, compiles (or loads from NVRTC's disk cache) every kernel for it.
-    public init(ordinal: Int = 0, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    /// Opens GPU `physical` (default: `ordinal`) as the device `.cuda(ordinal)` and compiles (or
+    /// loads from NVRTC's disk cache) every kernel for it. One process per GPU names its GPU
+    /// `cuda:0` and opens its local rank's, as CUDA_VISIBLE_DEVICES would.
+    public init(ordinal: Int = 0, physical: Int? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let driver = try CUDADriver(environment: environment)
-        gpu = try CUDAContext(driver: driver, ordinal: ordinal, environment: environment)
+        gpu = try CUDAContext(driver: driver, ordinal: physical ?? ordinal, environment: environment)
         device = .cuda(ordinal)
         let nvrtc = try NVRTC(environment: environment)
         var loaded: [String: CUDAContext.Module] = [:]
@@ -39,8 +41,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     /// Makes a CUDA backend for GPU `ordinal` the one that runs `.cuda(ordinal)` tensors.
     @discardableResult
-    public static func register(ordinal: Int = 0, tf32: Bool = false) throws -> CUDABackend {
-        let backend = try CUDABackend(ordinal: ordinal)
+    public static func register(ordinal: Int = 0, physical: Int? = nil, tf32: Bool = false) throws -> CUDABackend {
+        let backend = try CUDABackend(ordinal: ordinal, physical: physical)
         backend.tf32 = tf32
         BackendRegistry.register(backend)
         return backend

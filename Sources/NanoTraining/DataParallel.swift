@@ -48,7 +48,8 @@ final class GradientBucketer {
                 ids.append(ObjectIdentifier(p))
                 offset += p.count
             }
-            buffers.append(try Tensor.zeros([max(offset, 1)]))
+            // Host memory: MPI reads and writes it (gradients on a GPU are copied in and out).
+            buffers.append(try Tensor.zeros([max(offset, 1)], device: .cpu))
             perBucket.append(ids)
         }
         self.buffers = buffers
@@ -95,7 +96,7 @@ final class GradientBucketer {
         for (b, ids) in slotsPerBucket.enumerated() where remaining[b] > 0 {
             for id in ids where !filled.contains(id) {
                 let slot = slots[id]!
-                try buffers[b].flatView(start: slot.offset, count: slot.tensor.count).assign(try Tensor.zeros([slot.tensor.count]))
+                try buffers[b].flatView(start: slot.offset, count: slot.tensor.count).assign(try Tensor.zeros([slot.tensor.count], device: .cpu))
                 filled.insert(id)
             }
             remaining[b] = 0
@@ -111,7 +112,7 @@ final class GradientBucketer {
                 let slot = slots[id]!
                 let mean = try buffer.flatView(start: slot.offset, count: slot.tensor.count).reshaped(slot.tensor.shape)
                 if let grad = slot.tensor.grad { try grad.assign(mean) } else {
-                    let grad = try Tensor.zeros(slot.tensor.shape)
+                    let grad = try Tensor.zeros(slot.tensor.shape, device: slot.tensor.device)
                     try grad.assign(mean)
                     slot.tensor.grad = grad
                 }

@@ -56,9 +56,9 @@ public final class Trainer {
             throw ConfigError(file: "config", key: "device.type",
                               message: "device.type is \(config.device) but the model's parameters are on \(onDevice[0]): build the task inside Device.run(\(config.trainingDevice))")
         }
-        if config.trainingDevice != .cpu && communicator.isDistributed {
-            throw ConfigError(file: "config", key: "device.type",
-                              message: "data parallelism runs on CPUs for now (GPU ranks need NCCL, which is not built yet); use device.type: cpu")
+        if config.trainingDevice != .cpu && communicator.isDistributed && config.zero == 1 {
+            throw ConfigError(file: "config", key: "training.zero",
+                              message: "ZeRO-1 keeps its optimizer shards in host memory, so it runs with device.type: cpu only; use training.zero: 0 on \(config.device)")
         }
         guard config.batchSize % communicator.size == 0 else {
             throw ConfigError(file: "config", key: "training.batch_size",
@@ -151,7 +151,8 @@ public final class Trainer {
         log(task.summary)
         if communicator.isDistributed {
             log("data parallel: \(communicator.size) ranks, \(config.batchSize / communicator.size) of \(config.batchSize) rows each per micro-step; "
-                + (bucketer.map { "gradients all-reduced in \($0.bucketCount) buckets (\(String(format: "%.1f", Double($0.elementCount) * 4 / 1e6)) MB) during backward" }
+                + (bucketer.map { "gradients all-reduced in \($0.bucketCount) buckets (\(String(format: "%.1f", Double($0.elementCount) * 4 / 1e6)) MB) during backward"
+                    + (device == .cpu ? "" : ", staged through host memory (no NCCL yet)") }
                    ?? "ZeRO-1: optimizer state sharded, \(String(format: "%.2f", Double((optimizer as! ZeroOneAdamW).stateBytes) / 1e6)) MB per rank"))
         }
         let flopsPerToken = task.flopsPerToken

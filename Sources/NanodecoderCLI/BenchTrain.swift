@@ -63,7 +63,8 @@ struct BenchTrain: ParsableCommand {
             guard steps >= 1, warmup >= 0 else { throw ValidationError("--steps must be ≥ 1 and --warmup ≥ 0") }
             var cfg = try config()
             let target = try CUDACommand.device(device)
-            let gpu: CUDABackend? = if case .cuda(let n) = target { try CUDACommand.registerBackend(ordinal: n, tf32: tf32) } else { nil }
+            var gpu: CUDABackend? = nil
+            if case .cuda(let n) = target { gpu = try CUDACommand.registerBackend(ordinal: n, tf32: tf32) }
             let dataset = try TemporaryCharDataset(text: data, tag: "bench")
             defer { dataset.remove() }
             cfg.dataset = dataset.folder

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NanoCPU
 import NanoCUDA
 import NanoEngine
 
@@ -10,12 +11,28 @@ struct CUDACommand: ParsableCommand {
                                                     subcommands: [CUDAInfo.self, CUDAKernelsCommand.self, CUDASelfTest.self, CUDAConformance.self, CUDATrainCheck.self], defaultSubcommand: CUDAInfo.self)
 
     /// Opens GPU `ordinal` as the backend of `.cuda(ordinal)` tensors (compiling the kernels on
-    /// first use); without a driver, an error saying so and where we looked.
+    /// first use); without a driver, an error saying so and where we looked. Returns nil when
+    /// NANODECODER_STAND_IN_DEVICE=1 registers a CPU backend in the GPU's place instead (for
+    /// checking device placement, multi-process runs included, on machines without a GPU).
     @discardableResult
-    static func registerBackend(ordinal: Int, tf32: Bool) throws -> CUDABackend {
+    static func registerBackend(ordinal: Int, tf32: Bool) throws -> CUDABackend? {
+        if ProcessInfo.processInfo.environment["NANODECODER_STAND_IN_DEVICE"] == "1" {
+            let standIn = CPUBackend(standingIn: .cuda(ordinal))
+            BackendRegistry.register(standIn)
+            emit("device: \(standIn.name) (NANODECODER_STAND_IN_DEVICE=1)")
+            return nil
+        }
         do {
-            let backend = try CUDABackend.register(ordinal: ordinal, tf32: tf32)
-            emit("device: \(backend.name)")
+            // Under mpirun every rank asks for cuda:0; each opens its local rank's GPU for it.
+            let env = ProcessInfo.processInfo.environment
+            let localRank = (env["OMPI_COMM_WORLD_LOCAL_RANK"] ?? env["SLURM_LOCALID"]).flatMap(Int.init)
+            var physical: Int? = nil
+            if ordinal == 0, let localRank, localRank > 0 {
+                let count = try CUDADriver().devices().count
+                physical = localRank % max(count, 1)
+            }
+            let backend = try CUDABackend.register(ordinal: ordinal, physical: physical, tf32: tf32)
+            emit("device: \(backend.name)" + (physical.map { " for local rank \(localRank!) (GPU \($0) as cuda:0)" } ?? ""))
             return backend
         } catch let error as CUDALibraryError {
             throw CommandFailure(description: "--device cuda: no NVIDIA driver on this machine: \(error)")

@@ -108,6 +108,24 @@ struct DataParallelTests {
         #expect(moments.count == 2 * w1.count)
     }
 
+    /// Ranks on a device (a CPU backend standing in for cuda:0, NANODECODER_STAND_IN_DEVICE=1):
+    /// gradients go through host buffers to MPI and back, and match one CPU process. ZeRO-1,
+    /// whose shards live in host memory, is refused there with the key named.
+    @Test func twoRanksOnADeviceMatchOneCPURank() throws {
+        let one = try run(binary, trainArguments(dataset: data, runs: runs, name: "cpu-one", steps: 10))
+        #expect(one.status == 0, "\(one.output)")
+        let onDevice = try run(mpirun!, ["--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "NANODECODER_STAND_IN_DEVICE", binary]
+                               + trainArguments(dataset: data, runs: runs, name: "device-two", steps: 10, extra: ["--device", "cuda"]),
+                               environment: ["NANODECODER_THREADS": "1", "OMP_NUM_THREADS": "1", "NANODECODER_STAND_IN_DEVICE": "1"])
+        #expect(onDevice.status == 0, "\(onDevice.output)")
+        #expect(onDevice.output.contains("cuda:0 stood in for by cpu") && onDevice.output.contains("staged through host memory"), "\(onDevice.output)")
+        expectClose(try losses(runs + "/device-two"), try losses(runs + "/cpu-one"), steps: 1...10, "2 ranks on cuda:0 vs 1 on the CPU")
+        let zero = try run(mpirun!, ["--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "NANODECODER_STAND_IN_DEVICE", binary]
+                           + trainArguments(dataset: data, runs: runs, name: "device-zero", steps: 2, extra: ["--device", "cuda", "--set", "training.zero=1"]),
+                           environment: ["NANODECODER_THREADS": "1", "OMP_NUM_THREADS": "1", "NANODECODER_STAND_IN_DEVICE": "1"])
+        #expect(zero.status != 0 && zero.output.contains("training.zero") && zero.output.contains("device.type: cpu only"), "\(zero.output)")
+    }
+
     @Test func checkpointOfTwoRanksResumesOnOne() throws {
         let straight = try run(binary, trainArguments(dataset: data, runs: runs, name: "straight", steps: 20))
         #expect(straight.status == 0, "\(straight.output)")
