@@ -10,6 +10,7 @@ public final class CUDAContext {
     public typealias DevicePointer = UInt64
     private typealias Retain = @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32) -> Int32
     private typealias SetCurrent = @convention(c) (OpaquePointer?) -> Int32
+    private typealias GetCurrent = @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32
     private typealias Alloc = @convention(c) (UnsafeMutablePointer<DevicePointer>, Int) -> Int32
     private typealias Free = @convention(c) (DevicePointer) -> Int32
     private typealias CopyIn = @convention(c) (DevicePointer, UnsafeRawPointer, Int) -> Int32
@@ -26,6 +27,7 @@ public final class CUDAContext {
     private let alloc: Alloc, free: Free, copyIn: CopyIn, copyOut: CopyOut, memset: Memset, copyDevice: CopyDevice
     private let loadData: LoadData, getFunction: GetFunction, launchKernel: Launch, synchronizeContext: Synchronize
     private let errorName: ErrorName
+    private let setCurrent: SetCurrent, getCurrent: GetCurrent
     private let context: OpaquePointer?
     public let device: CUDADriver.Device
 
@@ -69,6 +71,8 @@ public final class CUDAContext {
         var ctx: OpaquePointer? = nil
         let retain = try sym("cuDevicePrimaryCtxRetain", Retain.self)
         let setCurrent = try sym("cuCtxSetCurrent", SetCurrent.self)
+        self.setCurrent = setCurrent
+        getCurrent = try sym("cuCtxGetCurrent", GetCurrent.self)
         var handle: Int32 = 0
         let deviceGet = try sym("cuDeviceGet", (@convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32).self)
         for (call, code) in [("cuDeviceGet", { deviceGet(&handle, Int32(ordinal)) }), ("cuDevicePrimaryCtxRetain", { retain(&ctx, handle) }),
@@ -85,6 +89,14 @@ public final class CUDAContext {
         return CUDADriverError(call: call, code: code, name: name.map { String(cString: $0) } ?? "unknown error")
     }
 
+    /// Makes this context current on the calling thread when it is not (the driver keeps the
+    /// current context per thread; the context was made current only on the thread that opened it).
+    private func ensureCurrent() throws {
+        var current: OpaquePointer? = nil
+        if getCurrent(&current) == 0 && current == context { return }
+        try check("cuCtxSetCurrent", setCurrent(context))
+    }
+
     private func check(_ call: String, _ code: Int32) throws {
         if code != 0 { throw Self.error(errorName, call, code) }
     }
@@ -93,15 +105,20 @@ public final class CUDAContext {
 
     /// `bytes` of device memory (uninitialised).
     public func allocate(_ bytes: Int) throws -> DevicePointer {
+        try ensureCurrent()
         var p: DevicePointer = 0
         try check("cuMemAlloc(\(bytes) bytes)", alloc(&p, max(bytes, 1)))
         return p
     }
 
-    public func release(_ p: DevicePointer) { _ = free(p) }
+    public func release(_ p: DevicePointer) {
+        try? ensureCurrent()
+        _ = free(p)
+    }
 
     public func upload<T>(_ values: [T], to p: DevicePointer) throws {
         guard !values.isEmpty else { return }
+        try ensureCurrent()
         try values.withUnsafeBytes { try check("cuMemcpyHtoD", copyIn(p, $0.baseAddress!, $0.count)) }
     }
 
@@ -113,28 +130,35 @@ public final class CUDAContext {
     }
 
     public func download<T>(_ p: DevicePointer, count: Int, as: T.Type = T.self) throws -> [T] {
+        try ensureCurrent()
         var out = [T](unsafeUninitializedCapacity: count) { _, n in n = count }
         guard count > 0 else { return out }
         try out.withUnsafeMutableBytes { try check("cuMemcpyDtoH", copyOut($0.baseAddress!, p, $0.count)) }
         return out
     }
 
-    public func zero(_ p: DevicePointer, bytes: Int) throws { try check("cuMemsetD8", memset(p, 0, bytes)) }
+    public func zero(_ p: DevicePointer, bytes: Int) throws {
+        try ensureCurrent()
+        try check("cuMemsetD8", memset(p, 0, bytes))
+    }
 
     /// Copies `bytes` between device buffers, ordered after the launches before it.
     public func copy(from src: DevicePointer, to dst: DevicePointer, bytes: Int) throws {
+        try ensureCurrent()
         guard bytes > 0 else { return }
         try check("cuMemcpyDtoDAsync", copyDevice(dst, src, bytes, nil))
     }
 
     /// Copies host bytes into device memory (synchronous).
     public func upload(_ bytes: UnsafeRawBufferPointer, to p: DevicePointer) throws {
+        try ensureCurrent()
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         try check("cuMemcpyHtoD", copyIn(p, base, bytes.count))
     }
 
     /// Copies device memory into host bytes (waits for the launches before it).
     public func download(_ p: DevicePointer, into bytes: UnsafeMutableRawBufferPointer) throws {
+        try ensureCurrent()
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         try check("cuMemcpyDtoH", copyOut(base, p, bytes.count))
     }
@@ -143,6 +167,7 @@ public final class CUDAContext {
 
     /// Loads a CUBIN (or PTX, which the driver JIT-compiles) produced by `NVRTC.compile`.
     public func load(_ image: Data, name: String) throws -> Module {
+        try ensureCurrent()
         var module: OpaquePointer? = nil
         // PTX must be NUL-terminated; a CUBIN is read by its ELF header, the extra byte is harmless.
         let bytes = [UInt8](image) + [0]
@@ -153,6 +178,7 @@ public final class CUDAContext {
     /// Launches `kernel` of `module` on the default stream (asynchronous: `synchronize` waits).
     public func launch(_ module: Module, _ kernel: String, grid: (Int, Int, Int), block: (Int, Int, Int),
                        sharedBytes: Int = 0, _ arguments: [Argument]) throws {
+        try ensureCurrent()
         let function = try self.function(module, kernel)
         // kernelParams: one pointer per argument, to a copy of its value (8-byte aligned slots).
         let sizes = arguments.map { a -> Int in if case .bytes(let b) = a { return (b.count + 7) / 8 * 8 } else { return 8 } }
@@ -213,5 +239,8 @@ public final class CUDAContext {
     public static func warpPerRow(_ rows: Int, y: Int = 1) -> (Int, Int, Int) { (max(1, (rows + 7) / 8), y, 1) }
 
     /// Waits for every launch so far; a kernel's fault surfaces here.
-    public func synchronize() throws { try check("cuCtxSynchronize", synchronizeContext()) }
+    public func synchronize() throws {
+        try ensureCurrent()
+        try check("cuCtxSynchronize", synchronizeContext())
+    }
 }
