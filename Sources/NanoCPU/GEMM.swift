@@ -54,8 +54,9 @@ public final class OneDNNMatmul: @unchecked Sendable {
                     c: UnsafeMutablePointer<Float>, batch: Int = 1, m: Int, n: Int, k: Int,
                     transA: Bool = false, transB: Bool = false, accumulate: Bool = false) {
         if m == 0 || n == 0 { return }
-        if k == 0 {
+        if k == 0 {   // an empty product: C = bias (+ C)
             if !accumulate { c.update(repeating: 0, count: batch * m * n) }
+            if let bias { for row in 0..<(batch * m) { for j in 0..<n { c[row * n + j] += bias[j] } } }
             return
         }
         let p = primitive(Key(type: type, batch: batch, m: m, n: n, k: k, transA: transA, transB: transB,

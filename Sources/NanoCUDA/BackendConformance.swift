@@ -179,6 +179,10 @@ public enum BackendConformance {
                 let a = try input([3, 20, 64], 44, on: d), b = try input([64, 24], 45, on: d)
                 return try withGradients(try MixedPrecision.run(.float16) { try a.matmul(b) }, [a, b])
             },
+            Case("matmul with an empty inner dimension (zeros)") { d in
+                let a = try input([3, 0], 48, on: d, grad: false), b = try input([0, 5], 49, on: d, grad: false)
+                return [try a.matmul(b)]
+            },
             Case("groupedMatmul (MoE experts) + backward", tolerance: 1e-4) { d in
                 let x = try input([10, 32], 46, on: d), w = try input([3, 32, 24], 47, on: d, scale: 0.2)
                 return try withGradients(try x.groupedMatmul(w, groupSizes: [4, 0, 6]), [x, w])

@@ -35,6 +35,9 @@ public final class CUBLASLt {
     private static let descTransA: Int32 = 3, descTransB: Int32 = 4, descEpilogue: Int32 = 7, descBiasPointer: Int32 = 8
     private static let layoutBatchCount: Int32 = 5, layoutBatchStride: Int32 = 6
     private static let preferenceMaxWorkspace: Int32 = 1
+    /// CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_{A,B,C,D}_BYTES (uint32): without them the heuristic
+    /// assumes 256-byte aligned matrices, and views (MoE experts' rows) are not.
+    private static let preferenceAlignment: [Int32] = [5, 6, 7, 8]
     private static let epilogueDefault: UInt32 = 1, epilogueBias: UInt32 = 4, epilogueGeluBias: UInt32 = 36
     /// sizeof(cublasLtMatmulHeuristicResult_t): algo (64 bytes), workspaceSize, state, wavesCount, reserved[4].
     private static let heuristicResultBytes = 96
@@ -94,6 +97,13 @@ public final class CUBLASLt {
     private struct PlanKey: Hashable {
         var m: Int, n: Int, k: Int, transA: Bool, transB: Bool, batch: Int, sharedB: Bool
         var precision: Precision, epilogue: Epilogue
+        /// Alignment in bytes (a power of two up to 256) of the engine's A, B and C buffers.
+        var alignA: Int, alignB: Int, alignC: Int
+    }
+
+    /// The largest power of two up to 256 that divides the address.
+    private static func alignment(_ p: CUDAContext.DevicePointer) -> Int {
+        p == 0 ? 256 : min(256, 1 << p.trailingZeroBitCount)
     }
 
     /// A shape's descriptors and the algorithm cuBLASLt's heuristic picked, made once: a training
@@ -119,8 +129,10 @@ public final class CUBLASLt {
         if epilogue != .none && bias == nil {
             throw CUBLASLtError(call: "matmul: the \(epilogue) epilogue needs a bias", status: -1)
         }
+        try context.makeCurrent()
         lock.lock(); defer { lock.unlock() }
-        let key = PlanKey(m: m, n: n, k: k, transA: transA, transB: transB, batch: batch, sharedB: sharedB, precision: precision, epilogue: epilogue)
+        let key = PlanKey(m: m, n: n, k: k, transA: transA, transB: transB, batch: batch, sharedB: sharedB, precision: precision,
+                          epilogue: epilogue, alignA: Self.alignment(a), alignB: Self.alignment(b), alignC: Self.alignment(c))
         let plan: Plan
         if let cached = plans[key] {
             plan = cached
@@ -170,6 +182,10 @@ public final class CUBLASLt {
         try check("cublasLtMatmulPreferenceCreate", preferenceCreate(&preference))
         defer { _ = preferenceDestroy(preference) }
         try set(preferenceSet, preference, Self.preferenceMaxWorkspace, UInt64(workspaceBytes), "set MAX_WORKSPACE_BYTES")
+        // cuBLASLt's A is the engine's B buffer and its B the engine's A (the operand swap); C and D are the output.
+        for (attribute, bytes) in zip(Self.preferenceAlignment, [key.alignB, key.alignA, key.alignC, key.alignC]) {
+            try set(preferenceSet, preference, attribute, UInt32(bytes), "set MIN_ALIGNMENT_BYTES")
+        }
         let result = UnsafeMutableRawPointer.allocate(byteCount: Self.heuristicResultBytes, alignment: 16)
         var found: Int32 = 0
         do {

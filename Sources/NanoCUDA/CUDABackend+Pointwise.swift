@@ -138,7 +138,15 @@ extension CUDABackend {
         case .float16: .float16
         default: tf32 ? .tf32 : .float32
         }
-        let sharedB = batch > 1 && b.count == k * n
+        // Empty products, as the CPU: nothing to write, or zeros (k = 0) unless accumulating.
+        guard batch > 0, m > 0, n > 0 else { return }
+        guard k > 0 else {
+            if !accumulate { zero(out) }
+            if let bias { binary(.add, out, bias, out) }
+            return
+        }
+        var (batch, m, sharedB) = (batch, m, batch > 1 && b.count == k * n)
+        if sharedB && !transA { (m, batch, sharedB) = (batch * m, 1, false) }   // shared weights: one GEMM over all rows
         do {
             try blas.matmul(a: address(a), b: address(b), c: address(out), bias: bias.map(address), m: m, n: n, k: k,
                             transA: transA, transB: transB, batch: batch, sharedB: sharedB, precision: precision,

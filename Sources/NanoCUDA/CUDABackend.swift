@@ -36,7 +36,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         modules = loaded
         blas = try CUBLASLt(context: gpu, environment: environment)
         allocator = DeviceCachingAllocator(deviceName: "\(device) (\(gpu.device.name))", allocate: { [gpu] in try gpu.allocate($0) },
-                                           free: { [gpu] in gpu.release($0) })
+                                           free: { [gpu] in gpu.release($0) }, synchronize: { [gpu] in try? gpu.synchronize() })
     }
 
     /// Makes a CUDA backend for GPU `ordinal` the one that runs `.cuda(ordinal)` tensors.

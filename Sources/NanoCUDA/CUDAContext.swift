@@ -91,6 +91,8 @@ public final class CUDAContext {
 
     /// Makes this context current on the calling thread when it is not (the driver keeps the
     /// current context per thread; the context was made current only on the thread that opened it).
+    public func makeCurrent() throws { try ensureCurrent() }
+
     private func ensureCurrent() throws {
         var current: OpaquePointer? = nil
         if getCurrent(&current) == 0 && current == context { return }

@@ -14,6 +14,8 @@ public final class DeviceCachingAllocator: StorageAllocator, @unchecked Sendable
     public typealias Address = UInt64
     private let systemAllocate: (Int) throws -> Address
     private let systemFree: (Address) -> Void
+    /// Waits for the device's queued work, before cached blocks go back to the driver.
+    private let synchronize: () -> Void
     private var free: [Int: [Address]] = [:]
     private let lock = NSLock()
     public let deviceName: String
@@ -25,8 +27,10 @@ public final class DeviceCachingAllocator: StorageAllocator, @unchecked Sendable
     /// Driver allocations made so far, and times the cache was emptied to retry one.
     public private(set) var systemAllocations = 0, cacheFlushes = 0
 
-    public init(deviceName: String, allocate: @escaping (Int) throws -> Address, free: @escaping (Address) -> Void) {
+    public init(deviceName: String, allocate: @escaping (Int) throws -> Address, free: @escaping (Address) -> Void,
+                synchronize: @escaping () -> Void = {}) {
         self.deviceName = deviceName
+        self.synchronize = synchronize
         systemAllocate = allocate
         systemFree = free
     }
@@ -106,6 +110,8 @@ public final class DeviceCachingAllocator: StorageAllocator, @unchecked Sendable
         reservedBytes -= bytes
         for block in cached { sizes[block] = nil }
         lock.unlock()
+        // Kernels queued before the host released these blocks may still use them.
+        if !cached.isEmpty { synchronize() }
         for block in cached { systemFree(block) }
         return bytes
     }

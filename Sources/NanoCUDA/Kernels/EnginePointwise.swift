@@ -64,7 +64,8 @@ extern "C" __global__ void nd_random(float* y, long long n, int dist, float p0, 
             uint4 w = nd_philox(i / 2, seed);
             int lane = (int)(i % 2) * 2;
             float u1 = nd_unit(nd_philox_word(w, lane)), u2 = nd_unit(nd_philox_word(w, lane + 1));
-            out = p0 + p1 * (sqrtf(-2.0f * logf(u1)) * cosf(2.0f * 3.14159265358979f * u2));
+            // fast-math logf can come out just above 0 for u1 near 1: clamp, never NaN.
+            out = p0 + p1 * (sqrtf(fmaxf(-2.0f * logf(u1), 0.0f)) * cosf(2.0f * 3.14159265358979f * u2));
         } else {
             float u = nd_unit(nd_philox_word(nd_philox(i / 4, seed), (int)(i % 4)));
             if (dist == 0) out = p0 + (p1 - p0) * (1.0f - u);
