@@ -127,29 +127,22 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         if src.dtype != dst.dtype { tape(src, dst) { $0.cast($1[0]!, to: $1[1]!) } }
         let n = src.count
         if src.dtype == dst.dtype { copy(src, to: dst); return }
-        if src.dtype == .float32 && dst.dtype == .bfloat16 {
-            let s = src.pointer(as: Float.self), d = dst.pointer(as: UInt16.self)
-            Parallel.forRange(n, costPerItem: 4) { r in nd_f32_to_bf16(s + r.lowerBound, d + r.lowerBound, r.count) }
-            return
-        }
-        if src.dtype == .bfloat16 && dst.dtype == .float32 {
-            let s = src.pointer(as: UInt16.self), d = dst.pointer(as: Float.self)
-            Parallel.forRange(n, costPerItem: 4) { r in nd_bf16_to_f32(s + r.lowerBound, d + r.lowerBound, r.count) }
-            return
-        }
-        if src.dtype == .float32 && dst.dtype == .float16 {
-            let s = src.pointer(as: Float.self), d = dst.pointer(as: UInt16.self)
-            Parallel.forRange(n, costPerItem: 4) { r in nd_f32_to_f16(s + r.lowerBound, d + r.lowerBound, r.count) }
-            return
-        }
-        if src.dtype == .float16 && dst.dtype == .float32 {
-            let s = src.pointer(as: UInt16.self), d = dst.pointer(as: Float.self)
-            Parallel.forRange(n, costPerItem: 4) { r in nd_f16_to_f32(s + r.lowerBound, d + r.lowerBound, r.count) }
-            return
+        switch (src.dtype, dst.dtype) {   // vectorised C conversions for the mixed-precision casts
+        case (.float32, .bfloat16): return convert(src, dst) { nd_f32_to_bf16($0, $1, $2) }
+        case (.bfloat16, .float32): return convert(src, dst) { nd_bf16_to_f32($0, $1, $2) }
+        case (.float32, .float16): return convert(src, dst) { nd_f32_to_f16($0, $1, $2) }
+        case (.float16, .float32): return convert(src, dst) { nd_f16_to_f32($0, $1, $2) }
+        default: break
         }
         // General path through float32 values.
         let load = Self.loader(src), store = Self.storer(dst)
         Parallel.forRange(n, costPerItem: 4) { r in for i in r { store(i, load(i)) } }
+    }
+
+    /// Runs a conversion over element ranges split across threads.
+    private func convert<S, D>(_ src: Tensor, _ dst: Tensor, _ kernel: @escaping @Sendable (UnsafePointer<S>, UnsafeMutablePointer<D>, Int) -> Void) {
+        let s = UnsafePointer(src.pointer(as: S.self)), d = dst.pointer(as: D.self)
+        Parallel.forRange(src.count, costPerItem: 4) { r in kernel(s + r.lowerBound, d + r.lowerBound, r.count) }
     }
 
     private static func loader(_ t: Tensor) -> @Sendable (Int) -> Float {
