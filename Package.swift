@@ -27,8 +27,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
-        // C shims: the oneDNN matmul primitive (2.x and 3.x C APIs) and vector math helpers.
+        // C shims: the oneDNN matmul primitive (2.x and 3.x C APIs), vector math helpers, and the
+        // by-value call NCCL's communicator setup needs (NCCL itself is loaded at run time).
         .target(name: "CDNNLShim", cSettings: kernelCSettings, linkerSettings: [.linkedLibrary("dnnl")]),
+        .target(name: "CNCCLShim"),
         .target(name: "CKernelMath", cSettings: kernelCSettings),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
@@ -51,7 +53,7 @@ let package = Package(
         .target(name: "NanoDistributed"),
         // Layer 2 (second backend): CUDA driver, NVRTC, cuBLASLt, NCCL loaded at run time with dlopen,
         // the GPU kernels' CUDA C++ sources, and CUDABackend; builds without CUDA.
-        .target(name: "NanoCUDA", dependencies: ["NanoEngine"]),
+        .target(name: "NanoCUDA", dependencies: ["NanoEngine", "CNCCLShim"]),
         // Layer 5: config, optimizers, schedules, checkpoints, trainer, sampling.
         .target(name: "NanoTraining", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTracking", "NanoDistributed",
                                                     .product(name: "Yams", package: "Yams")],

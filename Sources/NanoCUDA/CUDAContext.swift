@@ -99,7 +99,8 @@ public final class CUDAContext {
         try check("cuCtxSetCurrent", setCurrent(context))
     }
 
-    private func check(_ call: String, _ code: Int32) throws {
+    /// Throws a `CUDADriverError` naming `call` for a failed driver result (also for `CUDAStream`).
+    func check(_ call: String, _ code: Int32) throws {
         if code != 0 { throw Self.error(errorName, call, code) }
     }
 

@@ -5,7 +5,9 @@ import NanoEngine
 // Data parallelism: every rank holds the whole model, computes its share of each global batch,
 // and the ranks average their gradients before the (identical) optimizer step. Gradients are
 // copied into flat buckets as backward finishes them, and each full bucket's all-reduce starts
-// at once (non-blocking), so communication overlaps the rest of backward.
+// at once (non-blocking), so communication overlaps the rest of backward. On a GPU the buckets
+// live in device memory and a `DeviceCollective` (NCCL) reduces them on a stream of its own;
+// without one, they live in host memory and MPI reduces them (gradients copied out and back).
 
 /// Averages gradients across ranks in buckets started while backward is still running.
 final class GradientBucketer {
@@ -16,9 +18,13 @@ final class GradientBucketer {
     }
 
     let communicator: Communicator
+    /// Reduces the buckets in device memory when set; otherwise MPI reduces host buckets.
+    let collective: DeviceCollective?
     /// Whether buckets start during backward (false: all start after it, to measure the overlap).
     let overlap: Bool
     private let buffers: [Tensor]
+    /// Where the buckets live.
+    let bucketDevice: Device
     private var slots: [ObjectIdentifier: Slot] = [:]
     private let slotsPerBucket: [[ObjectIdentifier]]
     private var filled: Set<ObjectIdentifier> = []
@@ -29,8 +35,10 @@ final class GradientBucketer {
     private(set) var waitSeconds = 0.0
 
     /// `parameters` in declaration order; buckets fill from the end (the last layers' gradients are ready first).
-    init(parameters: [Tensor], communicator: Communicator, bucketElements: Int = 1 << 20, overlap: Bool = true) throws {
+    init(parameters: [Tensor], communicator: Communicator, collective: DeviceCollective? = nil,
+         bucketElements: Int = 1 << 20, overlap: Bool = true) throws {
         self.communicator = communicator
+        self.collective = collective
         self.overlap = overlap
         var buckets: [[Tensor]] = [[]]
         var size = 0
@@ -39,6 +47,8 @@ final class GradientBucketer {
             buckets[buckets.count - 1].append(p)
             size += p.count
         }
+        let bucketDevice = collective?.device ?? .cpu
+        self.bucketDevice = bucketDevice
         var buffers: [Tensor] = [], perBucket: [[ObjectIdentifier]] = []
         for (b, members) in buckets.enumerated() {
             var offset = 0
@@ -48,8 +58,8 @@ final class GradientBucketer {
                 ids.append(ObjectIdentifier(p))
                 offset += p.count
             }
-            // Host memory: MPI reads and writes it (gradients on a GPU are copied in and out).
-            buffers.append(try Tensor.zeros([max(offset, 1)], device: .cpu))
+            // The collective's device, or host memory where MPI reads and writes it.
+            buffers.append(try Tensor.zeros([max(offset, 1)], device: bucketDevice))
             perBucket.append(ids)
         }
         self.buffers = buffers
@@ -78,14 +88,18 @@ final class GradientBucketer {
         if overlap {
             try launchReady()
             // Open MPI advances non-blocking collectives only inside MPI calls: poll the ones in
-            // flight so they progress while backward computes.
+            // flight so they progress while backward computes (a device collective needs no help).
             for request in requests.prefix(nextBucket) { if let request, !request.isComplete { _ = try request.test() } }
         }
     }
 
     private func launchReady() throws {
         while nextBucket < buffers.count && remaining[nextBucket] == 0 {
-            requests[nextBucket] = try communicator.iAllReduceSum(buffers[nextBucket].pointer(as: Float.self), count: buffers[nextBucket].count)
+            if let collective {
+                try collective.allReduceSum(buffers[nextBucket])
+            } else {
+                requests[nextBucket] = try communicator.iAllReduceSum(buffers[nextBucket].pointer(as: Float.self), count: buffers[nextBucket].count)
+            }
             nextBucket += 1
         }
     }
@@ -96,7 +110,7 @@ final class GradientBucketer {
         for (b, ids) in slotsPerBucket.enumerated() where remaining[b] > 0 {
             for id in ids where !filled.contains(id) {
                 let slot = slots[id]!
-                try buffers[b].flatView(start: slot.offset, count: slot.tensor.count).assign(try Tensor.zeros([slot.tensor.count], device: .cpu))
+                try buffers[b].flatView(start: slot.offset, count: slot.tensor.count).assign(try Tensor.zeros([slot.tensor.count], device: bucketDevice))
                 filled.insert(id)
             }
             remaining[b] = 0
@@ -104,6 +118,7 @@ final class GradientBucketer {
         let t0 = DispatchTime.now().uptimeNanoseconds
         try launchReady()
         for request in requests { try request?.wait() }
+        try collective?.waitForReductions()
         waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         let scale = 1 / Float(communicator.size)
         for (b, buffer) in buffers.enumerated() {

@@ -45,6 +45,9 @@ public struct TrainConfig: Equatable, Sendable {
     // device: where the model trains ("cpu", "cuda", "cuda:N"); tf32: fp32 GEMMs in TF32 on NVIDIA GPUs
     public var device = "cpu"
     public var tf32 = false
+    // collective: how data-parallel ranks on GPUs reduce gradients: auto (NCCL when every rank finds
+    // it, else host memory + MPI), nccl (required), host (always host memory + MPI)
+    public var collective = "auto"
     // data
     public var dataset = "data/shakespeare_char"
     // output
@@ -65,6 +68,7 @@ public struct TrainConfig: Equatable, Sendable {
 public struct ConfigError: Error, CustomStringConvertible {
     public var file: String, key: String, message: String
     public var description: String { "\(file): \(key): \(message)" }
+    public init(file: String, key: String, message: String) { self.file = file; self.key = key; self.message = message }
 }
 
 extension TrainConfig {
@@ -101,6 +105,7 @@ extension TrainConfig {
         ("training", "loss_scale_window", .int(\.lossScaleWindow, minimum: 1)),
         ("device", "type", .string(\.device)),
         ("device", "tf32", .bool(\.tf32)),
+        ("device", "collective", .string(\.collective)),
         ("lr_schedule", "learning_rate", .float(\.learningRate, minimum: 0)),
         ("lr_schedule", "min_lr", .float(\.minLr, minimum: 0)),
         ("lr_schedule", "warmup_iters", .int(\.warmupIters, minimum: 0)),
@@ -252,6 +257,9 @@ extension TrainConfig {
         }
         guard lossScale >= LossScaler.smallest, lossScale <= LossScaler.largest else {
             throw ConfigError(file: file, key: "training.loss_scale", message: "expected a value in [2^-24, 2^24], got \(lossScale)")
+        }
+        guard ["auto", "nccl", "host"].contains(collective) else {
+            throw ConfigError(file: file, key: "device.collective", message: "expected auto, nccl or host, got \"\(collective)\"")
         }
         guard zero <= 1 else { throw ConfigError(file: file, key: "training.zero", message: "expected 0 (off) or 1 (shard optimizer state), got \(zero)") }
         guard minLr <= learningRate else {

@@ -34,15 +34,19 @@ public final class Trainer {
 
     /// Pre-training run: the language model and token dataset the config describes.
     /// The model is built on the config's `device.type`.
-    public convenience init(config: TrainConfig, runDir: String, communicator: Communicator = Communicator()) throws {
+    public convenience init(config: TrainConfig, runDir: String, communicator: Communicator = Communicator(),
+                            deviceCollective: DeviceCollective? = nil) throws {
         let task = try Device.run(config.trainingDevice) { try LanguageModelTask(config: config) }
-        try self.init(config: config, runDir: runDir, task: task, communicator: communicator)
+        try self.init(config: config, runDir: runDir, task: task, communicator: communicator, deviceCollective: deviceCollective)
     }
 
     /// Where the model, its batches and the optimizer state live (`device.type`).
     public var device: Device { config.trainingDevice }
 
-    public init(config: TrainConfig, runDir: String, task: any TrainingTask, communicator: Communicator = Communicator()) throws {
+    /// `deviceCollective` (NCCL on GPUs) reduces data-parallel gradients in device memory; without
+    /// one, ranks on a device reduce them through host memory with MPI.
+    public init(config: TrainConfig, runDir: String, task: any TrainingTask, communicator: Communicator = Communicator(),
+                deviceCollective: DeviceCollective? = nil) throws {
         self.config = config
         self.runDir = runDir
         self.task = task
@@ -60,6 +64,10 @@ public final class Trainer {
             throw ConfigError(file: "config", key: "training.zero",
                               message: "ZeRO-1 keeps its optimizer shards in host memory, so it runs with device.type: cpu only; use training.zero: 0 on \(config.device)")
         }
+        if let deviceCollective, deviceCollective.device != config.trainingDevice || deviceCollective.size != communicator.size {
+            throw ConfigError(file: "config", key: "device.collective",
+                              message: "the collective (\(deviceCollective.name)) spans \(deviceCollective.size) ranks on \(deviceCollective.device), but training runs \(communicator.size) ranks on \(config.trainingDevice)")
+        }
         guard config.batchSize % communicator.size == 0 else {
             throw ConfigError(file: "config", key: "training.batch_size",
                               message: "batch_size \(config.batchSize) is the global batch and must split evenly across \(communicator.size) ranks")
@@ -74,7 +82,7 @@ public final class Trainer {
             optimizer = try AdamW(trainable, decayed: decayed, beta1: config.beta1, beta2: config.beta2, eps: config.eps,
                                   weightDecay: config.weightDecay)
             bucketer = communicator.isDistributed
-                ? try GradientBucketer(parameters: trainable.map(\.tensor), communicator: communicator,
+                ? try GradientBucketer(parameters: trainable.map(\.tensor), communicator: communicator, collective: deviceCollective,
                                        overlap: ProcessInfo.processInfo.environment["NANODECODER_DP_OVERLAP"] != "0")
                 : nil
         }
@@ -152,7 +160,8 @@ public final class Trainer {
         if communicator.isDistributed {
             log("data parallel: \(communicator.size) ranks, \(config.batchSize / communicator.size) of \(config.batchSize) rows each per micro-step; "
                 + (bucketer.map { "gradients all-reduced in \($0.bucketCount) buckets (\(String(format: "%.1f", Double($0.elementCount) * 4 / 1e6)) MB) during backward"
-                    + (device == .cpu ? "" : ", staged through host memory (no NCCL yet)") }
+                    + ($0.collective.map { " by \($0.name) in \($0.device) memory" }
+                       ?? (device == .cpu ? "" : ", staged through host memory (MPI)")) }
                    ?? "ZeRO-1: optimizer state sharded, \(String(format: "%.2f", Double((optimizer as! ZeroOneAdamW).stateBytes) / 1e6)) MB per rank"))
         }
         let flopsPerToken = task.flopsPerToken

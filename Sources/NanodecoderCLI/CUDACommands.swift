@@ -8,7 +8,7 @@ import NanoEngine
 /// compiled with NVRTC (no GPU needed for that).
 struct CUDACommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cuda", abstract: "NVIDIA GPU support: libraries found, kernel compilation.",
-                                                    subcommands: [CUDAInfo.self, CUDAKernelsCommand.self, CUDASelfTest.self, CUDAConformance.self, CUDATrainCheck.self], defaultSubcommand: CUDAInfo.self)
+                                                    subcommands: [CUDAInfo.self, CUDAKernelsCommand.self, CUDASelfTest.self, CUDAConformance.self, CUDATrainCheck.self, CUDANCCLCheck.self], defaultSubcommand: CUDAInfo.self)
 
     /// Opens GPU `ordinal` as the backend of `.cuda(ordinal)` tensors (compiling the kernels on
     /// first use); without a driver, an error saying so and where we looked. Returns nil when
@@ -92,10 +92,9 @@ struct CUDAInfo: ParsableCommand {
         } catch {
             print("NVRTC: not available — \(error)")
         }
-        for (label, names) in [("cuBLASLt", ["libcublasLt.so", "libcublasLt.so.13", "libcublasLt.so.12"]),
-                               ("NCCL", ["libnccl.so", "libnccl.so.2"])] {
-            do { _ = try CUDALibraryLoader.open(names); print("\(label): found") } catch { print("\(label): not available — \(error)") }
-        }
+        do { _ = try CUDALibraryLoader.open(["libcublasLt.so", "libcublasLt.so.13", "libcublasLt.so.12"]); print("cuBLASLt: found") }
+        catch { print("cuBLASLt: not available — \(error)") }
+        do { print("NCCL \(try NCCLLibrary().version)") } catch { print("NCCL: not available — \(error)") }
     }
 }
 

@@ -27,7 +27,9 @@ struct Train: ParsableCommand {
             }
             try DistributedLaunch.run { communicator in
                 let runDir = try Self.prepareRunFolder(cfg, resume: resume, overwrite: overwrite, isRoot: communicator.rank == 0)
-                try Self.drive(Trainer(config: cfg, runDir: runDir, communicator: communicator), resume: resume)
+                let collective = try CUDACommand.deviceCollective(device: cfg.trainingDevice, mode: cfg.collective, communicator: communicator)
+                if let collective, communicator.rank == 0 { emit("gradients: \(collective.name)") }
+                try Self.drive(Trainer(config: cfg, runDir: runDir, communicator: communicator, deviceCollective: collective), resume: resume)
             }
         }
     }

@@ -61,4 +61,28 @@ import Testing
             #expect(error.description.contains("broken.cu") && error.description.contains("undefined_name"))
         }
     }
+
+    /// NCCL from its pip wheel, without a GPU: its version, and communicator ids that are fresh
+    /// each time (a reused id would join an old job). Opening a communicator needs GPUs.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: wheelSite + "/nvidia/nccl/lib") || ProcessInfo.processInfo.environment["CI"] != nil,
+                   "needs .cuda-site (scripts/test.sh installs nvidia-nccl-cu12 there)"))
+    func ncclLoadsAndMakesFreshIds() throws {
+        let nccl = try NCCLLibrary(environment: ["NANODECODER_CUDA_PATH": Self.wheelSite])
+        #expect(nccl.versionCode >= 21_000, "NCCL \(nccl.version): data parallelism needs 2.10 or newer")
+        #expect(nccl.version.hasPrefix("2."))
+        let a = try nccl.uniqueId(), b = try nccl.uniqueId()
+        #expect(a.bytes.count == 128 && a.bytes.contains { $0 != 0 })
+        #expect(a != b, "two ids are equal")
+        #expect(throws: NCCLError.self) { try NCCLUniqueId(bytes: [1, 2, 3]) }
+        // Rank 0's id is what every rank gets; the others' buffers are overwritten by the broadcast.
+        var seen: [UInt8] = []
+        let received = try NCCLUniqueId.agreed(rank: 1, library: nccl) { bytes in
+            #expect(bytes == [UInt8](repeating: 0, count: 128))
+            bytes = a.bytes
+            seen = bytes
+        }
+        #expect(received == a && seen == a.bytes)
+        let made = try NCCLUniqueId.agreed(rank: 0, library: nccl) { bytes in #expect(bytes.contains { $0 != 0 }) }
+        #expect(made != a)
+    }
 }

@@ -108,22 +108,50 @@ struct DataParallelTests {
         #expect(moments.count == 2 * w1.count)
     }
 
-    /// Ranks on a device (a CPU backend standing in for cuda:0, NANODECODER_STAND_IN_DEVICE=1):
-    /// gradients go through host buffers to MPI and back, and match one CPU process. ZeRO-1,
-    /// whose shards live in host memory, is refused there with the key named.
+    /// Ranks on a device (a CPU backend standing in for cuda:0, NANODECODER_STAND_IN_DEVICE=1),
+    /// both ways gradients can travel: buckets in device memory reduced by the device collective
+    /// (the stand-in's MPI in place of NCCL, `device.collective: auto`), and buckets staged through
+    /// host memory (`host`). Both match one CPU process. ZeRO-1, whose shards live in host memory,
+    /// is refused there with the key named.
     @Test func twoRanksOnADeviceMatchOneCPURank() throws {
         let one = try run(binary, trainArguments(dataset: data, runs: runs, name: "cpu-one", steps: 10))
         #expect(one.status == 0, "\(one.output)")
-        let onDevice = try run(mpirun!, ["--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "NANODECODER_STAND_IN_DEVICE", binary]
-                               + trainArguments(dataset: data, runs: runs, name: "device-two", steps: 10, extra: ["--device", "cuda"]),
-                               environment: ["NANODECODER_THREADS": "1", "OMP_NUM_THREADS": "1", "NANODECODER_STAND_IN_DEVICE": "1"])
-        #expect(onDevice.status == 0, "\(onDevice.output)")
-        #expect(onDevice.output.contains("cuda:0 stood in for by cpu") && onDevice.output.contains("staged through host memory"), "\(onDevice.output)")
-        expectClose(try losses(runs + "/device-two"), try losses(runs + "/cpu-one"), steps: 1...10, "2 ranks on cuda:0 vs 1 on the CPU")
-        let zero = try run(mpirun!, ["--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "NANODECODER_STAND_IN_DEVICE", binary]
-                           + trainArguments(dataset: data, runs: runs, name: "device-zero", steps: 2, extra: ["--device", "cuda", "--set", "training.zero=1"]),
-                           environment: ["NANODECODER_THREADS": "1", "OMP_NUM_THREADS": "1", "NANODECODER_STAND_IN_DEVICE": "1"])
+        func onDevice(_ name: String, steps: Int = 10, _ extra: [String]) throws -> (status: Int32, output: String, seconds: Double) {
+            try run(mpirun!, ["--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "NANODECODER_STAND_IN_DEVICE", binary]
+                    + trainArguments(dataset: data, runs: runs, name: name, steps: steps, extra: ["--device", "cuda"] + extra),
+                    environment: ["NANODECODER_THREADS": "1", "OMP_NUM_THREADS": "1", "NANODECODER_STAND_IN_DEVICE": "1"])
+        }
+        let inDevice = try onDevice("device-two", [])
+        #expect(inDevice.status == 0, "\(inDevice.output)")
+        #expect(inDevice.output.contains("cuda:0 stood in for by cpu") && inDevice.output.contains("in cuda:0 memory")
+                && inDevice.output.contains("stand-in for NCCL"), "\(inDevice.output)")
+        expectClose(try losses(runs + "/device-two"), try losses(runs + "/cpu-one"), steps: 1...10, "2 ranks on cuda:0 (device buckets) vs 1 on the CPU")
+        let staged = try onDevice("device-staged", ["--set", "device.collective=host"])
+        #expect(staged.status == 0, "\(staged.output)")
+        #expect(staged.output.contains("staged through host memory") && !staged.output.contains("stand-in for NCCL"), "\(staged.output)")
+        expectClose(try losses(runs + "/device-staged"), try losses(runs + "/cpu-one"), steps: 1...10, "2 ranks on cuda:0 (host buckets) vs 1 on the CPU")
+        let zero = try onDevice("device-zero", steps: 2, ["--set", "training.zero=1"])
         #expect(zero.status != 0 && zero.output.contains("training.zero") && zero.output.contains("device.type: cpu only"), "\(zero.output)")
+        let typo = try onDevice("device-typo", steps: 2, ["--set", "device.collective=nccl2"])
+        #expect(typo.status != 0 && typo.output.contains("device.collective") && typo.output.contains("expected auto, nccl or host"), "\(typo.output)")
+    }
+
+    /// NCCL's communicator id is made on rank 0 and reaches every rank over MPI (no GPU needed):
+    /// both ranks print the same id, and another job gets another one.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: repositoryRoot + "/.cuda-site/nvidia/nccl/lib")
+                   || ProcessInfo.processInfo.environment["CI"] != nil, "needs NCCL's wheel in .cuda-site (scripts/test.sh installs it)"))
+    func ncclIdReachesEveryRankOverMPI() throws {
+        func ids() throws -> [String] {
+            let r = try run(mpirun!, ["--allow-run-as-root", "--oversubscribe", "-np", "2", "-x", "NANODECODER_CUDA_PATH", binary, "cuda", "nccl"],
+                            environment: ["NANODECODER_CUDA_PATH": repositoryRoot + "/.cuda-site"])
+            #expect(r.status == 0, "\(r.output)")
+            let lines = r.output.split(separator: "\n").filter { $0.contains("communicator id") }
+            #expect(lines.count == 2 && lines.contains { $0.hasPrefix("rank 0 of 2") } && lines.contains { $0.hasPrefix("rank 1 of 2") }, "\(r.output)")
+            return lines.compactMap { $0.split(separator: " ").last.map(String.init) }
+        }
+        let first = try ids(), second = try ids()
+        #expect(first.count == 2 && first[0] == first[1], "ranks disagree: \(first)")
+        #expect(second.count == 2 && second[0] == second[1] && second[0] != first[0], "a second job should get a new id: \(first) then \(second)")
     }
 
     @Test func checkpointOfTwoRanksResumesOnOne() throws {

@@ -1,0 +1,71 @@
+import Foundation
+import NanoEngine
+
+extension NCCLUniqueId {
+    /// The id every rank of a job agrees on: rank 0 makes it and `broadcast` (MPI_Bcast from
+    /// rank 0, called on every rank) hands its bytes to the others.
+    public static func agreed(rank: Int, library: NCCLLibrary, broadcast: (inout [UInt8]) throws -> Void) throws -> NCCLUniqueId {
+        var bytes = rank == 0 ? try library.uniqueId().bytes : [UInt8](repeating: 0, count: byteCount)
+        try broadcast(&bytes)
+        return try NCCLUniqueId(bytes: bytes)
+    }
+}
+
+/// One rank's NCCL communicator on its GPU: data-parallel gradient all-reduces in device memory.
+///
+/// Reductions run on a non-blocking stream of their own (`CUDAStream`), each after the kernels
+/// that filled its buffer, so backward's remaining kernels on the default stream run while
+/// earlier buckets travel; `waitForReductions` makes the default stream wait for them, and the
+/// host never blocks. Written against nccl.h; not yet run on GPUs (see the README's table).
+public final class NCCLCommunicator: DeviceCollective {
+    public let device: Device
+    public let rank: Int
+    public let size: Int
+    public var name: String { "NCCL \(library.version)" }
+    private let library: NCCLLibrary
+    private let backend: CUDABackend
+    private let comm: OpaquePointer
+    private let stream: CUDAStream
+    private var pending = false
+
+    /// Joins the `size`-rank communicator `id` as `rank` on `backend`'s GPU; blocks until every
+    /// rank has joined (NCCL's own bootstrap, over TCP).
+    public init(library: NCCLLibrary, backend: CUDABackend, rank: Int, size: Int, id: NCCLUniqueId) throws {
+        self.library = library
+        self.backend = backend
+        self.rank = rank
+        self.size = size
+        device = backend.device
+        try backend.gpu.makeCurrent()
+        stream = try CUDAStream(context: backend.gpu)
+        comm = try library.initRank(size: size, id: id, rank: rank)
+    }
+
+    deinit {
+        try? stream.synchronize()
+        _ = library.commDestroy(comm)
+    }
+
+    public func allReduceSum(_ t: Tensor) throws {
+        guard t.device == device else {
+            throw NCCLError(call: "ncclAllReduce", code: 4, message: "tensor on \(t.device), communicator on \(device)")
+        }
+        guard let type = NCCLLibrary.dataType(t.dtype) else {
+            throw NCCLError(call: "ncclAllReduce", code: 4, message: "expected a float32/bfloat16/float16/int32 tensor, got \(t.dtype) \(t.shape)")
+        }
+        try stream.waitForDefaultStream()
+        let p = t.rawPointer
+        try library.check("ncclAllReduce(\(t.count) \(t.dtype))",
+                          library.allReduce(p, p, t.count, type, 0 /* ncclSum */, comm, stream.handle), comm: comm)
+        pending = true
+    }
+
+    public func waitForReductions() throws {
+        var asyncError: Int32 = 0
+        try library.check("ncclCommGetAsyncError", library.asyncError(comm, &asyncError), comm: comm)
+        try library.check("an earlier NCCL reduction", asyncError, comm: comm)
+        guard pending else { return }
+        try stream.makeDefaultStreamWait()
+        pending = false
+    }
+}

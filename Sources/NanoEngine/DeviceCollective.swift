@@ -1,0 +1,22 @@
+/// A collective library that reduces tensors where they live, in a device's own memory (NCCL on
+/// NVIDIA GPUs), so data-parallel gradients need not travel through host memory.
+///
+/// Reductions are stream-ordered, like the device's kernels: `allReduceSum` only enqueues, and
+/// `waitForReductions` makes the device's later work wait for every reduction enqueued so far,
+/// without blocking the host. Every rank must enqueue the same reductions in the same order.
+public protocol DeviceCollective: AnyObject {
+    /// The device whose tensors this collective reduces.
+    var device: Device { get }
+    /// This process's rank and the number of ranks.
+    var rank: Int { get }
+    var size: Int { get }
+    /// What it is, for logs ("NCCL 2.21.5", ...).
+    var name: String { get }
+
+    /// Replaces contiguous tensor `t` (on `device`) with its elementwise sum over all ranks,
+    /// once the work already enqueued on the device has produced it.
+    func allReduceSum(_ t: Tensor) throws
+
+    /// Makes work enqueued on the device from now on wait for every reduction enqueued so far.
+    func waitForReductions() throws
+}
