@@ -4,6 +4,7 @@
 # tool's 10-minute command limit; logs go to $OUT (or ./gpu-logs).
 #
 #   bash bench/gpu_session.sh check   # cuda info, kernel selftest, engine conformance (fp32, TF32),
+#                                     # NCCL on this GPU (one rank),
 #                                     # CUDAGPT train-check, engine training on cuda vs cpu (50 steps)
 #   bash bench/gpu_session.sh train   # bf16 and fp16 runs on the GPU against fp32 (300 steps)
 #   bash bench/gpu_session.sh speed   # GPT-2 124M: nanodecoder (bf16, TF32) vs PyTorch + torch.compile
@@ -38,6 +39,7 @@ check)
   step "$nd" cuda selftest
   step "$nd" cuda conformance
   step "$nd" cuda conformance --tf32 --filter matmul
+  step "$nd" cuda nccl --all-reduce   # one rank: communicator on this GPU, all-reduce on its own stream
   prepare
   step "$nd" cuda train-check --steps 50 --data "$data"
   for device in cpu cuda; do
