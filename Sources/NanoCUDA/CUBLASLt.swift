@@ -144,7 +144,7 @@ public final class CUBLASLt {
         var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
         // The algorithm is the first 64 bytes of the heuristic result.
         try check("cublasLtMatmul", matmulCall(handle, plan.desc, &alpha, b, plan.first, a, plan.second, &beta, c, plan.out, c, plan.out,
-                                                UnsafeRawPointer(plan.algo), workspace, workspaceBytes, nil))
+                                                UnsafeRawPointer(plan.algo), workspace, workspaceBytes, context.stream))
     }
 
     private func makePlan(_ key: PlanKey) throws -> Plan {

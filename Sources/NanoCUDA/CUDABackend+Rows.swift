@@ -206,6 +206,9 @@ extension CUDABackend {
     /// Smallest and largest value of an int32 tensor ((Int32.max, Int32.min) when empty; waits for the GPU).
     public func indexRange(_ index: Tensor) -> (min: Int32, max: Int32) {
         guard index.count > 0 else { return (Int32.max, Int32.min) }
+        // A graph being recorded cannot read values back: replayed steps index with token batches,
+        // whose range the dataset checked when it was loaded (against the model's vocabulary).
+        if capture != nil { return (0, 0) }
         let blocks = partialBlocks(index.count)
         let partial = scratch(bytes: blocks * 8)
         defer { releaseScratch(partial, bytes: blocks * 8) }

@@ -21,6 +21,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public var tf32 = false
     private let modules: [String: CUDAContext.Module]
 
+    /// While a CUDA graph is recorded (`captureGraph`): the device copies of host data written
+    /// meanwhile, which the graph copies into place on every replay.
+    struct Capture { var constants: [(address: CUDAContext.DevicePointer, bytes: Int)] = [] }
+    var capture: Capture? = nil
+
     /// Opens GPU `physical` (default: `ordinal`) as the device `.cuda(ordinal)` and compiles (or
     /// loads from NVRTC's disk cache) every kernel for it. One process per GPU names its GPU
     /// `cuda:0` and opens its local rank's, as CUDA_VISIBLE_DEVICES would.
@@ -96,7 +101,14 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     /// Copies `count` values of a device buffer to the host (waits for the GPU).
     func download<T>(_ p: CUDAContext.DevicePointer, count: Int, as: T.Type = T.self) -> [T] {
+        refuseReadDuringCapture("reading back \(count) values")
         do { return try gpu.download(p, count: count, as: T.self) } catch { fatal("reading back \(count) values", error) }
+    }
+
+    /// A graph records without running, so a value read back while recording would be stale:
+    /// that is a bug in the recorded code (`GraphCapturing` forbids it), stopped here.
+    func refuseReadDuringCapture(_ what: String) {
+        if capture != nil { fatalError("\(device): \(what) while recording a CUDA graph; the recorded code must not read device values") }
     }
 
     // MARK: Memory
@@ -108,10 +120,22 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     public func write(_ bytes: UnsafeRawBufferPointer, to t: Tensor) {
         let n = min(bytes.count, t.count * t.dtype.size)
+        if capture != nil {
+            // Recording a graph: the upload runs now, outside the graph, into memory kept with
+            // the graph; the recorded device copy puts the data in place on every replay.
+            do {
+                let constant = try allocator.allocate(n)
+                capture!.constants.append((constant, n))
+                try gpu.upload(UnsafeRawBufferPointer(rebasing: bytes[0..<n]), to: constant)
+                try gpu.copy(from: constant, to: address(t), bytes: n)
+            } catch { fatal("recording a copy to \(t)", error) }
+            return
+        }
         do { try gpu.upload(UnsafeRawBufferPointer(rebasing: bytes[0..<n]), to: address(t)) } catch { fatal("copying to \(t)", error) }
     }
 
     public func read(_ t: Tensor, into bytes: UnsafeMutableRawBufferPointer) {
+        refuseReadDuringCapture("reading \(t)")
         let n = min(bytes.count, t.count * t.dtype.size)
         do { try gpu.download(address(t), into: UnsafeMutableRawBufferPointer(rebasing: bytes[0..<n])) } catch { fatal("reading \(t)", error) }
     }

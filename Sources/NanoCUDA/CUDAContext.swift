@@ -15,7 +15,7 @@ public final class CUDAContext {
     private typealias Free = @convention(c) (DevicePointer) -> Int32
     private typealias CopyIn = @convention(c) (DevicePointer, UnsafeRawPointer, Int) -> Int32
     private typealias CopyOut = @convention(c) (UnsafeMutableRawPointer, DevicePointer, Int) -> Int32
-    private typealias Memset = @convention(c) (DevicePointer, UInt8, Int) -> Int32
+    private typealias Memset = @convention(c) (DevicePointer, UInt8, Int, OpaquePointer?) -> Int32
     private typealias CopyDevice = @convention(c) (DevicePointer, DevicePointer, Int, OpaquePointer?) -> Int32
     private typealias LoadData = @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeRawPointer) -> Int32
     private typealias GetFunction = @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UnsafePointer<CChar>) -> Int32
@@ -30,6 +30,9 @@ public final class CUDAContext {
     private let setCurrent: SetCurrent, getCurrent: GetCurrent
     private let context: OpaquePointer?
     public let device: CUDADriver.Device
+    /// Where launches, device-to-device copies and memsets go: nil is the legacy default stream,
+    /// which every synchronous copy waits for; a capture stream while a CUDA graph is recorded.
+    public var stream: OpaquePointer? = nil
 
     /// A loaded module: its kernels by name.
     public struct Module {
@@ -62,7 +65,7 @@ public final class CUDAContext {
         free = try sym("cuMemFree_v2", Free.self)
         copyIn = try sym("cuMemcpyHtoD_v2", CopyIn.self)
         copyOut = try sym("cuMemcpyDtoH_v2", CopyOut.self)
-        memset = try sym("cuMemsetD8_v2", Memset.self)
+        memset = try sym("cuMemsetD8Async", Memset.self)
         copyDevice = try sym("cuMemcpyDtoDAsync_v2", CopyDevice.self)
         loadData = try sym("cuModuleLoadData", LoadData.self)
         getFunction = try sym("cuModuleGetFunction", GetFunction.self)
@@ -142,14 +145,14 @@ public final class CUDAContext {
 
     public func zero(_ p: DevicePointer, bytes: Int) throws {
         try ensureCurrent()
-        try check("cuMemsetD8", memset(p, 0, bytes))
+        try check("cuMemsetD8Async", memset(p, 0, bytes, stream))
     }
 
     /// Copies `bytes` between device buffers, ordered after the launches before it.
     public func copy(from src: DevicePointer, to dst: DevicePointer, bytes: Int) throws {
         try ensureCurrent()
         guard bytes > 0 else { return }
-        try check("cuMemcpyDtoDAsync", copyDevice(dst, src, bytes, nil))
+        try check("cuMemcpyDtoDAsync", copyDevice(dst, src, bytes, stream))
     }
 
     /// Copies host bytes into device memory (synchronous).
@@ -178,7 +181,7 @@ public final class CUDAContext {
         return Module(handle: module, name: name)
     }
 
-    /// Launches `kernel` of `module` on the default stream (asynchronous: `synchronize` waits).
+    /// Launches `kernel` of `module` on `stream` (asynchronous: `synchronize` waits).
     public func launch(_ module: Module, _ kernel: String, grid: (Int, Int, Int), block: (Int, Int, Int),
                        sharedBytes: Int = 0, _ arguments: [Argument]) throws {
         try ensureCurrent()
@@ -204,7 +207,7 @@ public final class CUDAContext {
         try params.withUnsafeMutableBufferPointer { params in
             try check("cuLaunchKernel(\(kernel))", launchKernel(function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2),
                                                                   UInt32(block.0), UInt32(block.1), UInt32(block.2), UInt32(sharedBytes),
-                                                                  nil, params.baseAddress, nil))
+                                                                  stream, params.baseAddress, nil))
         }
     }
 

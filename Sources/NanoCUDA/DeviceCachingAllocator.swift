@@ -9,6 +9,10 @@ import NanoEngine
 ///
 /// When the driver is out of memory, the cached blocks are given back and the allocation is tried
 /// once more; if it still fails, the error says how much is live and how much was cached.
+/// While a CUDA graph is recorded, allocations come from a private pool (`beginPool`): blocks
+/// freed during the recording are reused within it, but no block of the pool is handed to anyone
+/// else until the graph is gone (`releasePool`), because every replay writes them again.
+///
 /// The raw allocation functions are parameters, so the bookkeeping is tested without a GPU.
 public final class DeviceCachingAllocator: StorageAllocator, @unchecked Sendable {
     public typealias Address = UInt64
@@ -49,9 +53,16 @@ public final class DeviceCachingAllocator: StorageAllocator, @unchecked Sendable
     public func allocate(_ bytes: Int) throws -> Address {
         let size = Self.bucket(bytes)
         lock.lock()
+        if let pool = recordingPool, var list = poolFree[pool]?[size], let p = list.popLast() {
+            poolFree[pool]![size] = list
+            note(live: size)
+            lock.unlock()
+            return p
+        }
         if var list = free[size], let p = list.popLast() {
             free[size] = list
             note(live: size)
+            if let pool = recordingPool { owner[p] = pool }
             lock.unlock()
             return p
         }
@@ -77,6 +88,7 @@ public final class DeviceCachingAllocator: StorageAllocator, @unchecked Sendable
         sizes[p] = size
         peakReservedBytes = max(peakReservedBytes, reservedBytes)
         note(live: size)
+        if let pool = recordingPool { owner[p] = pool }
         lock.unlock()
         return p
     }
@@ -97,7 +109,53 @@ public final class DeviceCachingAllocator: StorageAllocator, @unchecked Sendable
         let size = Self.bucket(byteCount)
         lock.lock(); defer { lock.unlock() }
         liveBytes -= size
-        free[size, default: []].append(address)
+        if let pool = owner[address] {
+            poolFree[pool, default: [:]][size, default: []].append(address)
+        } else {
+            free[size, default: []].append(address)
+        }
+    }
+
+    // MARK: Graph pools
+
+    /// The pool new allocations join, while a graph is recorded.
+    private var recordingPool: Int? = nil
+    private var nextPool = 1
+    /// Blocks that belong to a pool (live or free), by address.
+    private var owner: [Address: Int] = [:]
+    /// Freed blocks of each pool, by rounded size: only that pool's recording reuses them.
+    private var poolFree: [Int: [Int: [Address]]] = [:]
+
+    /// Starts a pool: until `endPool`, every block handed out belongs to it. Returns its id.
+    public func beginPool() -> Int {
+        lock.lock(); defer { lock.unlock() }
+        let id = nextPool
+        nextPool += 1
+        recordingPool = id
+        poolFree[id] = [:]
+        return id
+    }
+
+    /// Ends the recording: later allocations come from the shared cache again; the pool's blocks stay reserved.
+    public func endPool() {
+        lock.lock(); defer { lock.unlock() }
+        recordingPool = nil
+    }
+
+    /// Gives pool `id`'s blocks back to the shared cache: the free ones now, the live ones when
+    /// their tensors release them.
+    public func releasePool(_ id: Int) {
+        lock.lock(); defer { lock.unlock() }
+        if recordingPool == id { recordingPool = nil }
+        for (size, blocks) in poolFree[id] ?? [:] { free[size, default: []] += blocks }
+        poolFree[id] = nil
+        owner = owner.filter { $0.value != id }
+    }
+
+    /// Bytes of pool `id`'s blocks that are free but reserved for its graph.
+    public func reservedFreeBytes(pool id: Int) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        return (poolFree[id] ?? [:]).reduce(0) { $0 + $1.key * $1.value.count }
     }
 
     /// Gives every cached block back to the driver; returns the bytes returned.

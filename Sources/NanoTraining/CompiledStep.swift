@@ -27,7 +27,9 @@ public final class CompiledStep {
         if lm.model.config.moe != nil { return "MoE routing is decided on the host every step" }
         if config.dropout > 0 { return "dropout draws new masks every step" }
         if distributed { return "data parallelism all-reduces gradients during backward" }
-        if config.trainingDevice != .cpu { return "the compiled step replays CPU kernels; \(config.device) runs eagerly" }
+        if config.trainingDevice != .cpu && !((try? config.trainingDevice.backend) is any GraphCapturing) {
+            return "\(config.device)'s backend does not record graphs"
+        }
         if config.computeType == .float16 { return "fp16 loss scaling changes the backward seed between steps" }
         return nil
     }

@@ -178,8 +178,10 @@ public final class Trainer {
                 + "dynamic loss scaling from \(scaler.scale) (doubles after \(scaler.growthInterval) good steps, halves and skips the step on overflow)")
         }
         var stepTimes: [Double] = [], stepTokens: [Int] = []
-        // compile: true records the first step's kernels and replays them (CompiledStep).
-        var compiled: CompiledStep? = nil
+        // compile: true records the first step's kernels and replays them (CompiledStep on the
+        // CPU; on a device, a graph recorded after one eager warm-up step: GraphStep).
+        var compiled: (any ReplayableStep)? = nil
+        var warmedUp = device == .cpu
         var compiling = config.compile
         if compiling, let reason = CompiledStep.unsupported(task: task, config: config, distributed: communicator.isDistributed) {
             log("compile: running eagerly: \(reason)")
@@ -235,11 +237,18 @@ public final class Trainer {
                         log("compile: the batch shape changed; running eagerly from here on")
                         (compiled, compiling) = (nil, false)
                     }
-                } else {
+                } else if device == .cpu {
                     let c = try CompiledStep.capture(task: lm, microSteps: config.gradientAccumulationSteps,
                                                      generator: dataGenerator, shard: shard)
                     (compiled, lossSum, tokens, replayed) = (c.step, c.lossSum, c.tokens, true)
-                    log("compile: recorded \(c.step.recordedCount) kernels at step \(it), \(c.step.kernelCount) after fusing row-wise chains; later steps replay them")
+                    log("compile: \(c.step.summary) at step \(it); later steps replay them")
+                } else if warmedUp {
+                    let c = try GraphStep.capture(task: lm, device: device, microSteps: config.gradientAccumulationSteps,
+                                                  generator: dataGenerator, shard: shard)
+                    (compiled, lossSum, tokens, replayed) = (c.step, c.lossSum, c.tokens, true)
+                    log("compile: recorded a \(c.step.summary) at step \(it), after a warm-up step; later steps replay it")
+                } else {
+                    warmedUp = true   // this step runs eagerly; the next one is recorded
                 }
             }
             if !replayed { task.module.zeroGrad() }

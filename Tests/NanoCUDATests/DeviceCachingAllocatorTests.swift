@@ -24,6 +24,43 @@ import Testing
         }
     }
 
+    /// While a graph is recorded, blocks come from a private pool: reused within the recording,
+    /// kept from everyone else while the graph lives (its replays write them), and given back
+    /// to the shared cache when it goes, the live ones once their tensors release them.
+    @Test func graphPoolsKeepTheirBlocksUntilReleased() throws {
+        let driver = FakeDriver(capacity: 1 << 30)
+        let a = driver.allocator()
+        let before = try a.allocate(1000)
+        a.release(before, byteCount: 1000)                  // in the shared cache
+        let pool = a.beginPool()
+        let taken = try a.allocate(1000)                    // from the shared cache, now the pool's
+        #expect(taken == before)
+        let temp = try a.allocate(4096), kept = try a.allocate(4096)
+        a.release(temp, byteCount: 4096)
+        #expect(try a.allocate(4000) == temp, "a block freed during the recording is reused within it")
+        a.release(temp, byteCount: 4096)
+        a.release(taken, byteCount: 1000)
+        a.endPool()
+        #expect(a.reservedFreeBytes(pool: pool) == 4096 + 1024)
+        // After the recording, nobody else gets the pool's blocks, not even from an empty cache.
+        let outside = [try a.allocate(1000), try a.allocate(4096)]
+        #expect(!outside.contains(taken) && !outside.contains(temp) && !outside.contains(kept))
+        #expect(a.emptyCache() == 0 && !driver.freed.contains(temp), "emptyCache gives back shared blocks only")
+        a.release(kept, byteCount: 4096)                    // a live block of the pool goes back to it
+        #expect(a.reservedFreeBytes(pool: pool) == 2 * 4096 + 1024)
+        a.releasePool(pool)
+        #expect(a.reservedFreeBytes(pool: pool) == 0)
+        let reused = [try a.allocate(1000), try a.allocate(4096), try a.allocate(4096)]
+        #expect(Set(reused) == Set([taken, temp, kept]), "the pool's blocks are shared again")
+        // A block of the pool still live at releasePool goes to the shared cache when freed.
+        let pool2 = a.beginPool()
+        let live = try a.allocate(512)
+        a.endPool()
+        a.releasePool(pool2)
+        a.release(live, byteCount: 512)
+        #expect(try a.allocate(512) == live)
+    }
+
     @Test func freedBlocksAreReusedWithoutTheDriver() throws {
         let driver = FakeDriver(capacity: 1 << 30)
         let a = driver.allocator()

@@ -37,6 +37,30 @@ import Testing
         #expect(tokens.count == 5)
     }
 
+    /// `compile: true` on a device: one eager warm-up step, then the next step's forward and
+    /// backward recorded as a graph (`GraphStep`; the stand-in records a kernel tape where a GPU
+    /// records a CUDA graph) and replayed with each new batch. The losses are the eager ones,
+    /// bitwise, with gradient accumulation too, and evaluations in between do not disturb it.
+    @Test(arguments: [1, 2])
+    func compiledStepsOnADeviceReplayAGraphWithTheEagerLosses(accumulation: Int) throws {
+        let data = try makeDataset()
+        let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"
+        var config = tinyConfig(dataset: data, runs: runs)
+        config.device = "cuda:7"
+        config.maxIters = 10; config.evalInterval = 4
+        config.gradientAccumulationSteps = accumulation
+        let eager = try trainLogged(config, runs: runs, name: "eager")
+        config.compile = true
+        let graph = try trainLogged(config, runs: runs, name: "graph")
+        #expect(graph.log.contains { $0.contains("compile: recorded a kernel tape of") && $0.contains("at step 1, after a warm-up step") }, "\(graph.log)")
+        #expect(eager.trainer.losses.count == 10 && graph.trainer.losses.count == 10)
+        for step in 0..<10 { #expect(eager.trainer.losses[step] == graph.trainer.losses[step], "step \(step)") }
+        #expect(eager.trainer.state.bestValLoss == graph.trainer.state.bestValLoss)
+        let a = try SafeTensors.read(runs + "/eager/checkpoint/model.safetensors").tensors
+        let b = try SafeTensors.read(runs + "/graph/checkpoint/model.safetensors").tensors
+        for (name, t) in a { #expect(t.bytes() == b[name]?.bytes(), "\(name)") }
+    }
+
     @Test func stoppingAndResumingOnAnotherDeviceMatchesTrainingStraight() throws {
         let data = try makeDataset()
         let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"

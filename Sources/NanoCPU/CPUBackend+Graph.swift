@@ -1,0 +1,40 @@
+import NanoEngine
+
+/// The CPU's graphs are kernel tapes: `captureGraph` runs `body` while recording every kernel it
+/// launches (with the data of host writes), pins the memory they use, and `replay` runs them
+/// again without the Swift code around them. On the CPU this mainly serves a CPU backend standing
+/// in for a GPU (`init(standingIn:)`), so the code that drives CUDA graphs is tested without one;
+/// CPU training itself uses `CompiledStep`, which also fuses row-wise kernels.
+extension CPUBackend: GraphCapturing {
+    public func captureGraph(_ body: () throws -> Void) throws -> any DeviceGraph {
+        guard recording == nil else {
+            throw TensorError.invalidArgument(op: "captureGraph", message: "\(device) is already recording")
+        }
+        let tape = KernelTape()
+        recording = tape
+        defer { recording = nil }
+        try body()
+        tape.endSegment()
+        return TapeGraph(tape: tape, backend: self)
+    }
+}
+
+/// A recorded `KernelTape` as a `DeviceGraph`: its memory stays pinned while it lives.
+final class TapeGraph: DeviceGraph {
+    private let tape: KernelTape
+    private let backend: CPUBackend
+
+    init(tape: KernelTape, backend: CPUBackend) {
+        self.tape = tape
+        self.backend = backend
+        backend.allocator.pin(tape.blocks)
+    }
+
+    deinit { backend.allocator.unpin(tape.blocks) }
+
+    var summary: String { "kernel tape of \(tape.count) kernels" }
+
+    func replay() throws {
+        if tape.count > 0 { tape.replay(segment: 0) }
+    }
+}

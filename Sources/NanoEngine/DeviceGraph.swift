@@ -1,0 +1,19 @@
+/// A backend that records a stretch of device work once and replays it as one unit: CUDA graphs
+/// on NVIDIA GPUs (one launch for a whole training step's kernels), a `KernelTape` on the CPU.
+public protocol GraphCapturing: Backend {
+    /// Records the device work `body` enqueues. Its effects are only certain after the graph's
+    /// first `replay()`: a GPU records without running anything, the CPU runs while recording.
+    /// So `body` must give the same result run twice (overwrite, or zero first, what it
+    /// accumulates into) and must not read device values on the host. Memory that tensors made
+    /// inside `body` use stays reserved for the graph (the graph writes it on every replay), and
+    /// host data written to the device inside `body` is kept with the graph.
+    func captureGraph(_ body: () throws -> Void) throws -> any DeviceGraph
+}
+
+/// Recorded device work (see `GraphCapturing`).
+public protocol DeviceGraph: AnyObject {
+    /// What was recorded, for logs ("CUDA graph of 1,234 nodes").
+    var summary: String { get }
+    /// Runs the recorded work again, on the same memory, after the work enqueued before it.
+    func replay() throws
+}
