@@ -5,7 +5,8 @@
 #
 #   bash bench/gpu_session.sh check   # cuda info, kernel selftest, engine conformance (fp32, TF32),
 #                                     # NCCL on this GPU (one rank),
-#                                     # CUDAGPT train-check, engine training on cuda vs cpu (50 steps)
+#                                     # CUDAGPT train-check, engine training on cuda vs cpu and
+#                                     # CUDA graph vs eager (50 steps each)
 #   bash bench/gpu_session.sh train   # bf16 and fp16 runs on the GPU against fp32 (300 steps)
 #   bash bench/gpu_session.sh speed   # GPT-2 124M: nanodecoder (bf16, TF32) vs PyTorch + torch.compile
 #   bash bench/gpu_session.sh cpu     # this host's CPU: bench ops (bf16 matmul support) and workload B
@@ -46,6 +47,10 @@ check)
     step "$nd" train --device $device --set training.max_iters=50 --set training.eval_interval=50 \
       --set output.name=check-$device --overwrite
   done
+  for compile in false true; do   # CUDA graph replay (compile: true) against eager, no dropout
+    step "$nd" train --device cuda --set training.max_iters=50 --set training.eval_interval=50 --set model.dropout=0 \
+      --set training.compile=$compile --set output.name=check-compile-$compile --overwrite
+  done
   for device in cpu cuda; do   # greedy: the same text unless a logit near-tie breaks differently
     step "$nd" sample --device $device --checkpoint runs/check-cuda/checkpoint --temperature 0 --max-new-tokens 120
   done
@@ -56,6 +61,9 @@ def losses(name):
 cpu, gpu = losses("check-cpu"), losses("check-cuda")
 worst = max(abs(gpu[s] - cpu[s]) / cpu[s] for s in cpu)
 line = f"engine on cuda vs cpu, 50 steps: largest relative loss difference {worst:.2e} ({'ok' if worst <= 0.02 else 'FAIL'}, allowed 2%)"
+eager, graph = losses("check-compile-false"), losses("check-compile-true")
+worst = max(abs(graph[s] - eager[s]) / eager[s] for s in eager)
+line += f"\nCUDA graph vs eager on cuda, 50 steps: largest relative loss difference {worst:.2e} ({'ok' if worst <= 1e-5 else 'FAIL'}, allowed 1e-5)"
 print(line); open(sys.argv[1], "a").write(line + "\n")
 PY
   ;;
@@ -69,6 +77,7 @@ train)
 speed)
   for batch in 8 16; do
     step "$nd" bench train --workload GPT2 --device cuda --precision bf16 --batch $batch --steps 10 --warmup 3 --data "$data"
+    step "$nd" bench train --workload GPT2 --device cuda --precision bf16 --batch $batch --steps 10 --warmup 3 --compile --data "$data"
     step python3 bench/pytorch_gpt2_gpu.py --batch $batch --steps 10 --warmup 5
   done
   step "$nd" bench train --workload GPT2 --device cuda --tf32 --batch 8 --steps 10 --warmup 3 --data "$data"

@@ -2,7 +2,7 @@ import NanoEngine
 
 /// A training step's forward and backward that replays without the Swift code that built it:
 /// `CompiledStep` on the CPU, `GraphStep` on a device that records graphs.
-protocol ReplayableStep: AnyObject {
+public protocol ReplayableStep: AnyObject {
     /// One step's forward and backward by replay, with the same batches eager mode would draw;
     /// nil (nothing run) when a batch's shape differs from the recorded one.
     func run(task: LanguageModelTask, generator: Generator, shard: DataShard) throws -> (lossSum: Float, tokens: Int)?
@@ -11,7 +11,7 @@ protocol ReplayableStep: AnyObject {
 }
 
 extension CompiledStep: ReplayableStep {
-    var summary: String { "recorded \(recordedCount) kernels, \(kernelCount) after fusing row-wise chains" }
+    public var summary: String { "recorded \(recordedCount) kernels, \(kernelCount) after fusing row-wise chains" }
 }
 
 /// `compile: true` on a device whose backend records graphs (`GraphCapturing`: CUDA graphs on
@@ -21,12 +21,12 @@ extension CompiledStep: ReplayableStep {
 /// input tensors and replays the graph: one launch instead of thousands, and no Swift on the
 /// host between kernels. The optimizer update stays eager (its learning rate and clipping
 /// factor are host values that change every step).
-final class GraphStep: ReplayableStep {
+public final class GraphStep: ReplayableStep {
     private let graph: any DeviceGraph
     /// Per micro-step: the token and target tensors the graph reads, and the LM loss it writes.
     private let inputs: [(x: Tensor, y: Tensor)]
     private let losses: [Tensor]
-    var summary: String { graph.summary }
+    public var summary: String { graph.summary }
 
     private init(graph: any DeviceGraph, inputs: [(x: Tensor, y: Tensor)], losses: [Tensor]) {
         self.graph = graph; self.inputs = inputs; self.losses = losses
@@ -34,7 +34,7 @@ final class GraphStep: ReplayableStep {
 
     /// Records one step on `device` and runs it (by replaying the graph once). Returns the step
     /// and the summed LM loss and tokens of its micro-steps.
-    static func capture(task: LanguageModelTask, device: Device, microSteps: Int, generator: Generator,
+    public static func capture(task: LanguageModelTask, device: Device, microSteps: Int, generator: Generator,
                         shard: DataShard) throws -> (step: GraphStep, lossSum: Float, tokens: Int) {
         guard let backend = try device.backend as? GraphCapturing else {
             throw TensorError.backendUnavailable(device: device, message: "its backend does not record graphs")
@@ -55,7 +55,7 @@ final class GraphStep: ReplayableStep {
         return (step, try step.lossSum(), inputs.reduce(0) { $0 + $1.x.count })
     }
 
-    func run(task: LanguageModelTask, generator: Generator, shard: DataShard) throws -> (lossSum: Float, tokens: Int)? {
+    public func run(task: LanguageModelTask, generator: Generator, shard: DataShard) throws -> (lossSum: Float, tokens: Int)? {
         let batches = try inputs.map { _ in try task.trainingBatch(generator: generator, shard: shard) }
         for (batch, recorded) in zip(batches, inputs) where batch.x.shape != recorded.x.shape || batch.y.shape != recorded.y.shape {
             return nil

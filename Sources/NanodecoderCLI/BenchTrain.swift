@@ -90,7 +90,7 @@ struct BenchTrain: ParsableCommand {
         if compile, let reason = CompiledStep.unsupported(task: task, config: cfg, distributed: false) {
             throw ValidationError("--compile: \(reason)")
         }
-        var compiled: CompiledStep? = nil
+        var compiled: (any ReplayableStep)? = nil
         if cfg.computeType == .bfloat16 && gpu == nil {
             let bf16 = CPUBackend.shared.gemm.bf16Support
             say(bf16.native ? "bf16 matmuls: oneDNN \(bf16.detail)" : "bf16 matmuls emulated (operands widened to fp32): oneDNN has none here (\(bf16.detail))")
@@ -104,7 +104,12 @@ struct BenchTrain: ParsableCommand {
                         throw ValidationError("--compile: the batch shape changed between steps")
                     }
                     value = replayed.lossSum
-                } else if compile {
+                } else if compile && Device.current != .cpu && step > 0 {
+                    // A device records a graph after one eager warm-up step.
+                    let captured = try GraphStep.capture(task: task, device: Device.current, microSteps: 1, generator: generator, shard: .whole)
+                    (compiled, value) = (captured.step, captured.lossSum)
+                    say("compile: recorded a \(captured.step.summary)")
+                } else if compile && Device.current == .cpu {
                     let captured = try CompiledStep.capture(task: task, microSteps: 1, generator: generator, shard: .whole, fuse: !noFuse)
                     (compiled, value) = (captured.step, captured.lossSum)
                     say("compile: recorded \(captured.step.recordedCount) kernels, replaying \(captured.step.kernelCount): \(captured.step.kernelSummary)")
