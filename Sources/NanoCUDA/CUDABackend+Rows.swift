@@ -203,6 +203,23 @@ extension CUDABackend {
         return download(partial, count: blocks, as: Double.self).reduce(0, +)
     }
 
+    /// Σ x² over many tensors (a gradient norm): every tensor's per-block partials go to one
+    /// buffer, read back once, so the host waits for the GPU once instead of once per tensor.
+    public func sumOfSquares(_ tensors: [Tensor]) -> Double {
+        let blocks = tensors.map { $0.count > 0 ? partialBlocks($0.count) : 0 }
+        let total = blocks.reduce(0, +)
+        guard total > 0 else { return 0 }
+        let partial = scratch(bytes: total * 8)
+        defer { releaseScratch(partial, bytes: total * 8) }
+        var offset = 0
+        for (x, n) in zip(tensors, blocks) where n > 0 {
+            launch(Self.rowsUnit, "nd_sum_of_squares", grid: (n, 1, 1), block: (256, 1, 1),
+                   [arg(x), .pointer(partial + CUDAContext.DevicePointer(offset * 8)), .int64(Int64(x.count))])
+            offset += n
+        }
+        return download(partial, count: total, as: Double.self).reduce(0, +)
+    }
+
     /// Smallest and largest value of an int32 tensor ((Int32.max, Int32.min) when empty; waits for the GPU).
     public func indexRange(_ index: Tensor) -> (min: Int32, max: Int32) {
         guard index.count > 0 else { return (Int32.max, Int32.min) }

@@ -153,6 +153,14 @@ public protocol Backend: AnyObject {
     func adamW(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, _ h: AdamWStep)
     /// Σ x² of a float32 tensor, accumulated in double.
     func sumOfSquares(_ x: Tensor) -> Double
+    /// Σ x² over several float32 tensors of this backend (a gradient norm): a GPU reads back one
+    /// buffer of partial sums instead of waiting once per tensor.
+    func sumOfSquares(_ tensors: [Tensor]) -> Double
     /// Largest absolute int32 value, used by index ops to validate before touching memory.
     func indexRange(_ index: Tensor) -> (min: Int32, max: Int32)
+}
+
+extension Backend {
+    /// Tensor by tensor, in order.
+    public func sumOfSquares(_ tensors: [Tensor]) -> Double { tensors.reduce(0) { $0 + sumOfSquares($1) } }
 }

@@ -53,9 +53,7 @@ public final class AdamW: Optimizer {
     }
 
     public func gradientNorm() throws -> Float {
-        var total = 0.0
-        for (_, p) in parameters { if let g = p.grad { total += try g.sumOfSquares() } }
-        return Float(total.squareRoot())
+        Float(try Tensor.sumOfSquares(parameters.compactMap { $0.1.grad }).squareRoot())
     }
 
     /// Unscales gradients by `lossScale`, clips them to `maxNorm` (0: no clipping) and returns the

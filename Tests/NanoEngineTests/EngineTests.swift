@@ -118,3 +118,17 @@ import Testing
         }
     }
 }
+
+/// A gradient norm over many tensors: every tensor counted once, on whatever device each is, and
+/// non-float tensors refused by name.
+@Suite struct SumOfSquaresTests {
+    @Test func manyTensorsSumAsOne() throws {
+        let a = try Tensor([1, -2, 3], shape: [3]), b = try Tensor([0.5], shape: [1]), empty = try Tensor.zeros([0])
+        let standIn = Device.cuda(9)
+        BackendRegistry.register(CPUBackend(standingIn: standIn))
+        let c = try Tensor([2, 2], shape: [2]).to(standIn)
+        #expect(try Tensor.sumOfSquares([a, empty, c, b]) == 14 + 8 + 0.25)
+        #expect(try Tensor.sumOfSquares([]) == 0)
+        #expect { _ = try Tensor.sumOfSquares([a, try Tensor(indices: [1], shape: [1])]) } throws: { "\($0)".contains("sumOfSquares") }
+    }
+}

@@ -26,6 +26,17 @@ extension Tensor {
         return backend.sumOfSquares(self)
     }
 
+    /// Σ x² over all of `tensors` (double accumulation; one read-back per device): a gradient norm.
+    public static func sumOfSquares(_ tensors: [Tensor]) throws -> Double {
+        var byDevice: [Device: [Tensor]] = [:], order: [Device] = []
+        for t in tensors {
+            try t.requireFloat32("sumOfSquares")
+            if byDevice[t.device] == nil { order.append(t.device) }
+            byDevice[t.device, default: []].append(t)
+        }
+        return order.reduce(0) { $0 + byDevice[$1]![0].backend.sumOfSquares(byDevice[$1]!) }
+    }
+
     /// One AdamW step on this parameter with its gradient and moment buffers.
     public func adamWUpdate(grad: Tensor, m: Tensor, v: Tensor, _ step: AdamWStep) throws {
         for t in [grad, m, v] where t.shape != shape || t.dtype != .float32 {
