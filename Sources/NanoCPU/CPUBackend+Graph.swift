@@ -6,13 +6,23 @@ import NanoEngine
 /// in for a GPU (`init(standingIn:)`), so the code that drives CUDA graphs is tested without one;
 /// CPU training itself uses `CompiledStep`, which also fuses row-wise kernels.
 extension CPUBackend: GraphCapturing {
+    /// True inside `captureGraph` (not while `CompiledStep` records, which reads values freely).
+    public var isRecordingGraph: Bool { recordingGraph }
+
+    /// A GPU records without running, so a value read while recording would be stale: the CPU
+    /// refuses such reads the same way, so tests on the stand-in catch them.
+    func refuseReadWhileRecordingGraph(_ what: String) {
+        if recordingGraph { fatalError("\(device): \(what) while recording a graph; the recorded code must not read device values") }
+    }
+
     public func captureGraph(_ body: () throws -> Void) throws -> any DeviceGraph {
         guard recording == nil else {
             throw TensorError.invalidArgument(op: "captureGraph", message: "\(device) is already recording")
         }
         let tape = KernelTape()
         recording = tape
-        defer { recording = nil }
+        recordingGraph = true
+        defer { recording = nil; recordingGraph = false }
         try body()
         tape.endSegment()
         return TapeGraph(tape: tape, backend: self)

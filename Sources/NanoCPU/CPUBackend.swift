@@ -48,6 +48,8 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     /// While set, every kernel launched is also appended to this tape (see `KernelTape`).
     public var recording: KernelTape?
+    /// Set while `captureGraph` records (device values must not be read back then).
+    var recordingGraph = false
 
     /// Records a kernel call when recording; `kernel` replays it on aliases of the tensors.
     @inline(__always) private func tape(_ tensors: Tensor?..., name: String = #function, rows: @autoclosure () -> RowKernel? = nil,
@@ -97,6 +99,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func read(_ t: Tensor, into bytes: UnsafeMutableRawBufferPointer) {
+        refuseReadWhileRecordingGraph("reading \(t)")
         guard let base = bytes.baseAddress else { return }
         base.copyMemory(from: t.rawPointer, byteCount: min(bytes.count, t.count * t.dtype.size))
     }
@@ -351,11 +354,12 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                             lse.pointer(as: Float.self), rows: rows, classes: classes, ignoreIndex: ignoreIndex)
     }
 
-    public func crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dlogits: Tensor, scale: Float,
+    public func crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dlogits: Tensor, scale: Float, scaleBy: Tensor?,
                                      rows: Int, classes: Int, ignoreIndex: Int32) {
-        tape(logits, targets, lse, dlogits) { $0.crossEntropyBackward(logits: $1[0]!, targets: $1[1]!, lse: $1[2]!, dlogits: $1[3]!, scale: scale, rows: rows, classes: classes, ignoreIndex: ignoreIndex) }
+        tape(logits, targets, lse, dlogits, scaleBy) { $0.crossEntropyBackward(logits: $1[0]!, targets: $1[1]!, lse: $1[2]!, dlogits: $1[3]!, scale: scale, scaleBy: $1[4], rows: rows, classes: classes, ignoreIndex: ignoreIndex) }
         NanoCPU.crossEntropyBackward(logits.pointer(as: Float.self), targets.pointer(as: Int32.self), lse.pointer(as: Float.self),
-                                     dlogits.pointer(as: Float.self), scale: scale, rows: rows, classes: classes,
+                                     dlogits.pointer(as: Float.self), scale: scale * (scaleBy.map { $0.pointer(as: Float.self)[0] } ?? 1),
+                                     rows: rows, classes: classes,
                                      ignoreIndex: ignoreIndex)
     }
 
@@ -395,10 +399,12 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     }
 
     public func sumOfSquares(_ x: Tensor) -> Double {
-        sumOfSquaresKernel(x.pointer(as: Float.self), x.count)
+        refuseReadWhileRecordingGraph("sumOfSquares")
+        return sumOfSquaresKernel(x.pointer(as: Float.self), x.count)
     }
 
     public func indexRange(_ index: Tensor) -> (min: Int32, max: Int32) {
+        if recordingGraph { return (0, 0) }   // as a GPU recording a graph: nothing is read back
         let p = index.pointer(as: Int32.self)
         var lo = Int32.max, hi = Int32.min
         for i in 0..<index.count { lo = min(lo, p[i]); hi = max(hi, p[i]) }

@@ -167,13 +167,13 @@ extension CUDABackend {
     }
 
     /// dlogits = softmax·scale − scale at the target (overwritten), all 0 in ignored rows.
-    public func crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dlogits: Tensor, scale: Float,
+    public func crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dlogits: Tensor, scale: Float, scaleBy: Tensor?,
                                      rows: Int, classes: Int, ignoreIndex: Int32) {
         guard rows > 0, classes > 0 else { return }
         // Columns over grid.x, rows over grid.y (at most 65,535 there; the kernel loops over the rest).
         launch(Self.rowsUnit, "nd_cross_entropy_backward", grid: (min((classes + 255) / 256, 65_535), min(rows, 65_535), 1),
                block: (256, 1, 1),
-               [arg(logits), arg(targets), arg(lse), arg(dlogits), .float(scale), .int64(Int64(rows)), .int64(Int64(classes)),
+               [arg(logits), arg(targets), arg(lse), arg(dlogits), .float(scale), arg(scaleBy), .int64(Int64(rows)), .int64(Int64(classes)),
                 .int32(ignoreIndex)])
     }
 

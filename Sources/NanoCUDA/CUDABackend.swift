@@ -25,6 +25,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// meanwhile, which the graph copies into place on every replay.
     struct Capture { var constants: [(address: CUDAContext.DevicePointer, bytes: Int)] = [] }
     var capture: Capture? = nil
+    public var isRecordingGraph: Bool { capture != nil }
 
     /// Opens GPU `physical` (default: `ordinal`) as the device `.cuda(ordinal)` and compiles (or
     /// loads from NVRTC's disk cache) every kernel for it. One process per GPU names its GPU
@@ -123,8 +124,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         if capture != nil {
             // Recording a graph: the upload runs now, outside the graph, into memory kept with
             // the graph; the recorded device copy puts the data in place on every replay.
+            // Not from the allocator: its pool hands out blocks that earlier recorded kernels write.
             do {
-                let constant = try allocator.allocate(n)
+                let constant = try gpu.allocate(n)
                 capture!.constants.append((constant, n))
                 try gpu.upload(UnsafeRawBufferPointer(rebasing: bytes[0..<n]), to: constant)
                 try gpu.copy(from: constant, to: address(t), bytes: n)

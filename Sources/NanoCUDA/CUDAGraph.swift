@@ -39,18 +39,23 @@ public final class CUDAGraph: DeviceGraph {
     public let nodeCount: Int
     public var summary: String { "CUDA graph of \(nodeCount) nodes" }
 
-    /// Instantiates `graph`; `release` gives back the pool and constants when the graph goes.
+    /// Instantiates `graph`; `release` gives back the pool and constants when the graph goes
+    /// (also when instantiating fails).
     init(api: API, context: CUDAContext, graph: OpaquePointer?, release: @escaping () -> Void) throws {
         self.api = api
         self.context = context
         self.graph = graph
         self.release = release
-        var nodes = 0
-        try context.check("cuGraphGetNodes", api.getNodes(graph, nil, &nodes))
+        var nodes = 0, exec: OpaquePointer? = nil
+        do {
+            try context.check("cuGraphGetNodes", api.getNodes(graph, nil, &nodes))
+            try context.check("cuGraphInstantiateWithFlags", api.instantiate(&exec, graph, 0))
+        } catch {
+            _ = api.destroyGraph(graph)
+            release()
+            throw error
+        }
         nodeCount = nodes
-        var exec: OpaquePointer? = nil
-        do { try context.check("cuGraphInstantiateWithFlags", api.instantiate(&exec, graph, 0)) }
-        catch { _ = api.destroyGraph(graph); release(); throw error }
         self.exec = exec
     }
 
@@ -77,9 +82,9 @@ extension CUDABackend: GraphCapturing {
     /// lives. Host data written inside `body` goes to device memory kept with the graph, and a
     /// recorded copy puts it in place, so every replay writes it again.
     public func captureGraph(_ body: () throws -> Void) throws -> any DeviceGraph {
+        guard capture == nil else { throw TensorError.invalidArgument(op: "captureGraph", message: "\(device) is already recording a graph") }
         let api = try CUDAGraph.API()
         let stream = try CUDAStream(context: gpu)
-        guard capture == nil else { throw TensorError.invalidArgument(op: "captureGraph", message: "\(device) is already recording a graph") }
         let pool = allocator.beginPool()
         capture = Capture()
         gpu.stream = stream.handle
@@ -96,8 +101,8 @@ extension CUDABackend: GraphCapturing {
         allocator.endPool()
         let constants = capture!.constants
         capture = nil
-        let release: () -> Void = { [allocator] in
-            for c in constants { allocator.release(c.address, byteCount: c.bytes) }
+        let release: () -> Void = { [allocator, gpu] in
+            for c in constants { gpu.release(c.address) }
             allocator.releasePool(pool)
         }
         if failure == nil, ended != 0 { failure = CUDADriverError(call: "cuStreamEndCapture", code: ended, name: "capture invalidated (an operation the graph cannot hold ran during it)") }

@@ -66,10 +66,17 @@ public final class DeviceCachingAllocator: StorageAllocator, @unchecked Sendable
             lock.unlock()
             return p
         }
+        let recording = recordingPool != nil
         lock.unlock()
         let p: Address
         do {
             p = try systemAllocate(size)
+        } catch where recording {
+            // While a graph is recorded the device must not be synchronized (it would invalidate
+            // the capture) nor cached blocks freed: out of memory is reported as it is.
+            throw TensorError.invalidArgument(op: "allocate", message: String(
+                format: "%@ is out of memory allocating %.1f MB while recording a CUDA graph (%.1f MB held by live tensors): %@",
+                deviceName, Double(size) / 1e6, Double(liveBytes) / 1e6, "\(error)"))
         } catch {
             // Out of memory (or fragmented): give the cache back to the driver and try once more.
             let returned = emptyCache()

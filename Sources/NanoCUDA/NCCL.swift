@@ -37,7 +37,11 @@ public final class NCCLLibrary {
 
     /// NCCL's version as one number (22105 for 2.21.5) and as text.
     public let versionCode: Int
-    public var version: String { "\(versionCode / 10000).\(versionCode / 100 % 100).\(versionCode % 100)" }
+    public var version: String {
+        // NCCL_VERSION_CODE: major·10000 + minor·100 + patch since 2.9, major·1000 + minor·100 + patch before.
+        versionCode >= 20900 ? "\(versionCode / 10000).\(versionCode / 100 % 100).\(versionCode % 100)"
+                             : "\(versionCode / 1000).\(versionCode / 100 % 10).\(versionCode % 100)"
+    }
 
     let getUniqueId: GetUniqueId, commDestroy: CommDestroy, commAbort: CommDestroy, asyncError: CommAsyncError
     let allReduce: AllReduce, broadcast: Broadcast

@@ -27,6 +27,8 @@ public final class NCCLCommunicator: DeviceCollective {
     private let comm: OpaquePointer
     private let stream: CUDAStream
     private var pending = false
+    /// Set once the communicator was aborted after an asynchronous NCCL error.
+    private var aborted = false
 
     /// Joins the `size`-rank communicator `id` as `rank` on `backend`'s GPU; blocks until every
     /// rank has joined (NCCL's own bootstrap, over TCP).
@@ -42,6 +44,7 @@ public final class NCCLCommunicator: DeviceCollective {
     }
 
     deinit {
+        if aborted { return }
         try? stream.synchronize()
         _ = library.commDestroy(comm)
     }
@@ -61,9 +64,14 @@ public final class NCCLCommunicator: DeviceCollective {
     }
 
     public func waitForReductions() throws {
+        guard !aborted else { throw NCCLError(call: "ncclAllReduce", code: 5, message: "the communicator was aborted after an earlier error") }
         var asyncError: Int32 = 0
         try library.check("ncclCommGetAsyncError", library.asyncError(comm, &asyncError), comm: comm)
-        try library.check("an earlier NCCL reduction", asyncError, comm: comm)
+        if asyncError != 0 {
+            // A failed collective leaves the communicator unusable: abort it (destroy could hang).
+            defer { _ = library.commAbort(comm); aborted = true }
+            try library.check("an earlier NCCL reduction", asyncError, comm: comm)
+        }
         guard pending else { return }
         try stream.makeDefaultStreamWait()
         pending = false

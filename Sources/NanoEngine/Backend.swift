@@ -135,8 +135,10 @@ public protocol Backend: AnyObject {
     /// Per-row cross-entropy of logits (rows × classes) against int32 targets; rows whose
     /// target is `ignoreIndex` get loss 0. Saves the log-sum-exp per row.
     func crossEntropy(logits: Tensor, targets: Tensor, losses: Tensor, lse: Tensor, rows: Int, classes: Int, ignoreIndex: Int32)
-    /// dlogits = (softmax − onehot) · scale for non-ignored rows, 0 for ignored rows.
-    func crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dlogits: Tensor, scale: Float,
+    /// dlogits = (softmax − onehot) · scale for non-ignored rows, 0 for ignored rows; with
+    /// `scaleBy` (one float32 on this backend), scale is multiplied by its value when the kernel
+    /// runs (so a recorded graph needs no host read of the upstream gradient).
+    func crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dlogits: Tensor, scale: Float, scaleBy: Tensor?,
                               rows: Int, classes: Int, ignoreIndex: Int32)
 
     /// out[o, j, i] = x[o, index[j], i] (index-select / embedding lookup).
@@ -153,6 +155,8 @@ public protocol Backend: AnyObject {
     func adamW(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, _ h: AdamWStep)
     /// Σ x² of a float32 tensor, accumulated in double.
     func sumOfSquares(_ x: Tensor) -> Double
+    /// True while a graph is recorded (see the default in the extension below).
+    var isRecordingGraph: Bool { get }
     /// Σ x² over several float32 tensors of this backend (a gradient norm): a GPU reads back one
     /// buffer of partial sums instead of waiting once per tensor.
     func sumOfSquares(_ tensors: [Tensor]) -> Double
@@ -161,6 +165,10 @@ public protocol Backend: AnyObject {
 }
 
 extension Backend {
+    /// Whether a graph is being recorded (`GraphCapturing.captureGraph`): values on the device may
+    /// not be produced yet, so ops must not read them back (false for backends that never record).
+    public var isRecordingGraph: Bool { false }
+
     /// Tensor by tensor, in order.
     public func sumOfSquares(_ tensors: [Tensor]) -> Double { tensors.reduce(0) { $0 + sumOfSquares($1) } }
 }

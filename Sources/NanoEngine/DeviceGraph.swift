@@ -10,6 +10,13 @@ public protocol GraphCapturing: Backend {
     func captureGraph(_ body: () throws -> Void) throws -> any DeviceGraph
 }
 
+/// What recorded code promises about its data, where an op would otherwise read values back.
+public enum GraphRecording {
+    /// Cross-entropy targets contain no ignored entries (language-model pre-training batches), so
+    /// the number of counted targets is the number of rows and needs no read-back while recording.
+    @TaskLocal public static var targetsAreAllValid = false
+}
+
 /// Recorded device work (see `GraphCapturing`).
 public protocol DeviceGraph: AnyObject {
     /// What was recorded, for logs ("CUDA graph of 1,234 nodes").

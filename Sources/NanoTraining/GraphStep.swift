@@ -42,12 +42,15 @@ public final class GraphStep: ReplayableStep {
         // Batches come from the generator in eager order; the graph reads these tensors.
         let inputs = try (0..<microSteps).map { _ in try task.trainingBatch(generator: generator, shard: shard) }
         var losses: [Tensor] = []
-        let graph = try backend.captureGraph {
-            task.module.zeroGrad()
-            for (x, y) in inputs {
-                let loss = try task.model.loss(x, targets: y, training: true)
-                losses.append(loss.lm)
-                try loss.total.backward(gradient: Tensor.full([], value: 1 / Float(microSteps)))
+        // Language-model targets are tokens, never ignored: the loss needs no read-back of them.
+        let graph = try GraphRecording.$targetsAreAllValid.withValue(true) {
+            try backend.captureGraph {
+                task.module.zeroGrad()
+                for (x, y) in inputs {
+                    let loss = try task.model.loss(x, targets: y, training: true)
+                    losses.append(loss.lm)
+                    try loss.total.backward(gradient: Tensor.full([], value: 1 / Float(microSteps)))
+                }
             }
         }
         let step = GraphStep(graph: graph, inputs: inputs, losses: losses)

@@ -103,9 +103,18 @@ struct CUDAKernelsCommand: ParsableCommand {
 
     @Option(help: "Architectures, e.g. 80 (A100), 89, 90 (H100); repeatable.") var arch: [Int] = [80, 90]
     @Flag(help: "PTX instead of CUBIN.") var ptx = false
+    @Option(help: "Write every kernel unit's CUDA C++ source into this folder instead of compiling.") var dump: String?
 
     func run() throws {
         try Nanodecoder.reporting {
+            if let dump {
+                try FileManager.default.createDirectory(atPath: dump, withIntermediateDirectories: true)
+                for (name, source) in CUDAKernels.all {
+                    try source.write(toFile: dump + "/" + name, atomically: true, encoding: .utf8)
+                    print("\(dump)/\(name): \(CUDAKernels.entryPoints(of: source).count) kernels")
+                }
+                return
+            }
             let nvrtc = try NVRTC(cacheDirectory: nil)
             print("NVRTC \(nvrtc.version.major).\(nvrtc.version.minor)")
             for a in arch {

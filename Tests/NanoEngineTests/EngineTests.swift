@@ -132,3 +132,35 @@ import Testing
         #expect { _ = try Tensor.sumOfSquares([a, try Tensor(indices: [1], shape: [1])]) } throws: { "\($0)".contains("sumOfSquares") }
     }
 }
+
+/// Recording a graph (`captureGraph`): the CPU records a kernel tape and replays it; ops that
+/// would read device values back refuse, or take them on the device, as a GPU needs.
+@Suite struct GraphRecordingTests {
+    @Test func crossEntropyRecordsOnlyWithTargetsVouchedForAndReplaysTheEagerGradient() throws {
+        let device = Device.cuda(11)
+        let backend = CPUBackend(standingIn: device)
+        BackendRegistry.register(backend)
+        let logits = try Tensor([0.5, -1, 2, 0, 1, 3], shape: [2, 3]).to(device)
+        let targets = try Tensor(indices: [2, 0], shape: [2]).to(device)
+        logits.requiresGrad = true
+        // Eager reference.
+        try logits.crossEntropy(targets: targets).backward(gradient: try Tensor.full([], value: 0.5, device: device))
+        let eager = try logits.grad!.toArray()
+        // Without the promise, counting targets would read them back: refused with the reason.
+        #expect { _ = try backend.captureGraph { _ = try logits.crossEntropy(targets: targets) } } throws: {
+            "\($0)".contains("targetsAreAllValid")
+        }
+        var loss: Tensor? = nil
+        let graph = try GraphRecording.$targetsAreAllValid.withValue(true) {
+            try backend.captureGraph {
+                logits.zeroGrad()
+                let l = try logits.crossEntropy(targets: targets)
+                try l.backward(gradient: try Tensor.full([], value: 0.5, device: device))
+                loss = l
+            }
+        }
+        try graph.replay()
+        #expect(try logits.grad!.toArray() == eager)
+        #expect(abs(try loss!.item() - (try logits.crossEntropy(targets: targets).item())) < 1e-6)
+    }
+}

@@ -253,7 +253,9 @@ extern "C" __global__ void nd_cross_entropy_forward(const float* logits, const i
 
 // dlogits = softmax·scale − scale at the target, 0 for ignored rows. Columns over grid.x, rows over grid.y.
 extern "C" __global__ void nd_cross_entropy_backward(const float* logits, const int* targets, const float* lse, float* dlogits,
-                                                     float scale, long long rows, long long classes, int ignoreIndex) {
+                                                     float scale, const float* scaleBy, long long rows, long long classes,
+                                                     int ignoreIndex) {
+    if (scaleBy) scale *= scaleBy[0];   // the upstream gradient, read on the device (recorded graphs)
     for (long long row = blockIdx.y; row < rows; row += gridDim.y) {
         const int t = targets[row];
         const float l = lse[row];

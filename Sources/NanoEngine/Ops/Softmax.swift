@@ -30,15 +30,24 @@ extension Tensor {
             throw TensorError.shapeMismatch(op: "crossEntropy", shapes: [shape, targets.shape],
                                             expected: "logits [..., classes] and targets [...] with the same leading shape")
         }
-        let valid = try targets.validTargetCount(classes: classes, ignoreIndex: ignoreIndex)
+        // While a graph is recorded nothing can be read back: the caller vouches that no target is
+        // ignored (GraphRecording.targetsAreAllValid), and the dataset checked their range.
+        let recording = backend.isRecordingGraph
+        if recording && !GraphRecording.targetsAreAllValid {
+            throw TensorError.invalidArgument(op: "crossEntropy", message: "counting the targets that are not ignored reads them back, which a graph being recorded cannot do; record only batches whose targets are all valid (GraphRecording.targetsAreAllValid)")
+        }
+        let valid = recording ? rows : try targets.validTargetCount(classes: classes, ignoreIndex: ignoreIndex)
         let losses = try emptyLike([rows]), lse = try emptyLike([rows])
         backend.crossEntropy(logits: self, targets: targets, losses: losses, lse: lse, rows: rows, classes: classes, ignoreIndex: ignoreIndex)
         let total = try withNoGrad { try losses.sum() }
         let loss = try withNoGrad { try total.scaled(by: 1 / Float(Swift.max(valid, 1))) }
         return Tensor.record("crossEntropy", output: loss, inputs: [self]) { [logits = self] g in
-            let scale = try g.item() / Float(Swift.max(valid, 1))
+            // The upstream gradient scales the kernel: read here, or by the kernel itself when recording.
+            let readsBack = !logits.backend.isRecordingGraph
+            let scale = (readsBack ? try g.item() : 1) / Float(Swift.max(valid, 1))
             let d = try logits.emptyLike(logits.shape)
             logits.backend.crossEntropyBackward(logits: logits, targets: targets, lse: lse, dlogits: d, scale: scale,
+                                                scaleBy: readsBack ? nil : try g.reshaped([1]),
                                                 rows: rows, classes: classes, ignoreIndex: ignoreIndex)
             return [d]
         }
