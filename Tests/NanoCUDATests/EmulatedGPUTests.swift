@@ -15,7 +15,9 @@ private let emulatorRepoRoot = URL(fileURLWithPath: #filePath).deletingLastPathC
 private let emulatorCanRun = FileManager.default.fileExists(atPath: emulatorRepoRoot + "/.cuda-site/nvidia/cuda_nvrtc/lib")
     && (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/clang++") }
 
-@Suite(.serialized, .enabled(if: emulatorCanRun || ProcessInfo.processInfo.environment["CI"] != nil,
+@Suite(.serialized, .enabled(if: (emulatorCanRun || ProcessInfo.processInfo.environment["CI"] != nil)
+                                 && FileManager.default.fileExists(atPath: emulatorRepoRoot + "/Tests/CUDAEmulator/build_kernels.py")
+                                 && FileManager.default.fileExists(atPath: emulatorRepoRoot + "/Tests/CUDAEmulator/fake_cublaslt.cpp"),
                              "needs clang++, python3 and .cuda-site (scripts/test.sh installs NVRTC there)"))
 struct EmulatedGPUTests {
     static let repoRoot = emulatorRepoRoot
