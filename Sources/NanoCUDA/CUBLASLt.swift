@@ -97,8 +97,9 @@ public final class CUBLASLt {
     private struct PlanKey: Hashable {
         var m: Int, n: Int, k: Int, transA: Bool, transB: Bool, batch: Int, sharedB: Bool
         var precision: Precision, epilogue: Epilogue
-        /// Alignment in bytes (a power of two up to 256) of the engine's A, B and C buffers.
-        var alignA: Int, alignB: Int, alignC: Int
+        /// Alignment in bytes (a power of two up to 256) of the engine's A, B and C buffers, and of
+        /// the bias (cuBLASLt's heuristic reads the bias pointer's alignment from the descriptor).
+        var alignA: Int, alignB: Int, alignC: Int, alignBias: Int
     }
 
     /// The largest power of two up to 256 that divides the address.
@@ -132,12 +133,13 @@ public final class CUBLASLt {
         try context.makeCurrent()
         lock.lock(); defer { lock.unlock() }
         let key = PlanKey(m: m, n: n, k: k, transA: transA, transB: transB, batch: batch, sharedB: sharedB, precision: precision,
-                          epilogue: epilogue, alignA: Self.alignment(a), alignB: Self.alignment(b), alignC: Self.alignment(c))
+                          epilogue: epilogue, alignA: Self.alignment(a), alignB: Self.alignment(b), alignC: Self.alignment(c),
+                          alignBias: Self.alignment(bias ?? 0))
         let plan: Plan
         if let cached = plans[key] {
             plan = cached
         } else {
-            plan = try makePlan(key)
+            plan = try makePlan(key, bias: bias)
             plans[key] = plan
         }
         if let bias { try set(descSet, plan.desc, Self.descBiasPointer, bias, "set BIAS_POINTER") }
@@ -147,7 +149,7 @@ public final class CUBLASLt {
                                                 UnsafeRawPointer(plan.algo), workspace, workspaceBytes, context.stream))
     }
 
-    private func makePlan(_ key: PlanKey) throws -> Plan {
+    private func makePlan(_ key: PlanKey, bias: CUDAContext.DevicePointer?) throws -> Plan {
         let (m, n, k, batch) = (key.m, key.n, key.k, key.batch)
         let operandType = key.precision == .bfloat16 ? Self.typeBFloat16 : key.precision == .float16 ? Self.typeFloat16 : Self.typeFloat32
         var desc: OpaquePointer? = nil
@@ -162,6 +164,9 @@ public final class CUBLASLt {
         try set(descSet, desc, Self.descTransB, Int32(key.transA ? 1 : 0), "set TRANSB")
         let epilogueCode: UInt32 = switch key.epilogue { case .none: Self.epilogueDefault; case .bias: Self.epilogueBias; case .geluBias: Self.epilogueGeluBias }
         try set(descSet, desc, Self.descEpilogue, epilogueCode, "set EPILOGUE")
+        // The heuristic takes the bias's alignment from this pointer (cublasLt.h, BIAS_POINTER); a
+        // plan is reused only for biases aligned alike (PlanKey.alignBias).
+        if let bias { try set(descSet, desc, Self.descBiasPointer, bias, "set BIAS_POINTER") }
         func layout(_ type: Int32, rows: Int, cols: Int, ld: Int, stride: Int) throws -> OpaquePointer? {
             var l: OpaquePointer? = nil
             try check("cublasLtMatrixLayoutCreate", layoutCreate(&l, type, UInt64(rows), UInt64(cols), Int64(ld)))
@@ -190,7 +195,8 @@ public final class CUBLASLt {
         var found: Int32 = 0
         do {
             try check("cublasLtMatmulAlgoGetHeuristic", heuristic(handle, desc, first, second, out, out, preference, 1, result, &found))
-            guard found > 0 else {
+            // The result's fields are valid only when its state (offset 72) is CUBLAS_STATUS_SUCCESS.
+            guard found > 0, result.load(fromByteOffset: 72, as: Int32.self) == 0 else {
                 throw CUBLASLtError(call: "cublasLtMatmulAlgoGetHeuristic: no algorithm for m \(m) n \(n) k \(k) \(key.precision) \(key.epilogue)", status: -1)
             }
         } catch {
