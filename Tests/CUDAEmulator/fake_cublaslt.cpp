@@ -1,6 +1,7 @@
-// Build (OUT holds libcuda.so.1 from fake_cuda.cpp, which provides nd_emu_enqueue):
+// Build (OUT holds libcuda.so.1 from fake_cuda.cpp, which provides nd_emu_enqueue; add -pthread on
+// a glibc older than 2.34):
 //   clang++ -std=c++17 -O2 -fPIC -shared fake_cublaslt.cpp -o OUT/libcublasLt.so -Wl,-soname,libcublasLt.so \
-//     -L OUT -l:libcuda.so.1 -Wl,-rpath,'$ORIGIN' -pthread
+//     -L OUT -l:libcuda.so.1 -Wl,-rpath,'$ORIGIN'
 //
 // A CPU stand-in for NVIDIA's libcublasLt: the subset of cublasLt.h (cuBLAS 12.9 header) that
 // Sources/NanoCUDA/CUBLASLt.swift uses, with the same C signatures, enum values and struct layouts,

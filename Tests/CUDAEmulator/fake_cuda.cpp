@@ -109,6 +109,8 @@ void nd_emu_enqueue(void *stream, void (*run)(void *), void *ctx, void (*release
 }
 
 CUresult cuInit(unsigned) { initialised = true; return CUDA_SUCCESS; }
+/// NVRTC looks for the driver's private export tables when libcuda is loaded: there are none.
+CUresult cuGetExportTable(const void **table, const void *) { if (table) *table = nullptr; return CUDA_ERROR_NOT_FOUND; }
 CUresult cuDriverGetVersion(int *v) { *v = 13000; return CUDA_SUCCESS; }
 CUresult cuDeviceGetCount(int *n) { *n = 1; return CUDA_SUCCESS; }
 CUresult cuDeviceGet(int *d, int ordinal) { if (ordinal != 0) return CUDA_ERROR_INVALID_DEVICE; *d = 0; return CUDA_SUCCESS; }

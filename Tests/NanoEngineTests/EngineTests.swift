@@ -164,3 +164,14 @@ import Testing
         #expect(abs(try loss!.item() - (try logits.crossEntropy(targets: targets).item())) < 1e-6)
     }
 }
+
+/// log outside (0, inf) gives the IEEE answers (the vectorised polynomial sees only the mantissa;
+/// the emulated GPU's conformance run found it returning finite values for negative inputs).
+@Suite struct LogEdgeTests {
+    @Test func logOfNegativeZeroInfinityAndNaN() throws {
+        let values: [Float] = [-1, -0.5, 0, .infinity, .nan, 2, 1e-30] + Array(repeating: 4, count: 20)
+        let y = try Tensor(values, shape: [values.count]).log().toArray()
+        #expect(y[0].isNaN && y[1].isNaN && y[2] == -.infinity && y[3] == .infinity && y[4].isNaN)
+        #expect(abs(y[5] - log(2)) < 1e-6 && abs(y[6] - log(1e-30)) < 1e-4 && abs(y[26] - log(4)) < 1e-6)
+    }
+}

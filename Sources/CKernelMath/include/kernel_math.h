@@ -80,7 +80,12 @@ ND_INLINE nd_f32x16 nd_tanh(nd_f32x16 x) {
     return x * p * nd_reciprocal(q);
 }
 
-/// log(x) for x > 0 (Cephes logf).
+/// Select: where mask (from a comparison, -1 = true) pick a else b.
+ND_INLINE nd_f32x16 nd_select(nd_i32x16 mask, nd_f32x16 a, nd_f32x16 b) {
+    return (nd_f32x16)((mask & (nd_i32x16)a) | (~mask & (nd_i32x16)b));
+}
+
+/// log(x) (Cephes logf for x > 0; NaN below 0, -inf at 0, inf and NaN passed through).
 ND_INLINE nd_f32x16 nd_log(nd_f32x16 x) {
     nd_i32x16 bits = (nd_i32x16)x;
     nd_i32x16 ex = ((bits >> 23) & 0xff) - 126;
@@ -101,13 +106,14 @@ ND_INLINE nd_f32x16 nd_log(nd_f32x16 x) {
     y = y * m * z;
     y = y + e * -2.12194440e-4f;
     y = y - 0.5f * z;
-    return m + y + e * 0.693359375f;
+    nd_f32x16 r = m + y + e * 0.693359375f;
+    // The polynomial sees only the mantissa: give the IEEE answers outside (0, inf).
+    r = nd_select(x < 0.0f, (nd_f32x16)__builtin_nanf(""), r);
+    r = nd_select(x == 0.0f, (nd_f32x16)-__builtin_inff(), r);
+    r = nd_select(x == __builtin_inff(), x, r);
+    return nd_select(x != x, x, r);
 }
 
-/// Select: where mask (from a comparison, -1 = true) pick a else b.
-ND_INLINE nd_f32x16 nd_select(nd_i32x16 mask, nd_f32x16 a, nd_f32x16 b) {
-    return (nd_f32x16)((mask & (nd_i32x16)a) | (~mask & (nd_i32x16)b));
-}
 ND_INLINE nd_f32x16 nd_gt_zero_select(nd_f32x16 x, nd_f32x16 a, nd_f32x16 b) {
     return nd_select(x > 0.0f, a, b);
 }
