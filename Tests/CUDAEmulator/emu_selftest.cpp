@@ -373,8 +373,10 @@ static void test_engine_rows(const Unit &u) {
         check("nd_cross_entropy_forward lse", lse, wlse, 2e-6);
         std::vector<float> dl(rows * classes);
         float scale = 1.0f / rows;
+        std::vector<float> scaleBy = {0.5f};   // the upstream gradient, read by the kernel
         launch(u, "nd_cross_entropy_backward", D3((unsigned)((classes + 255) / 256), (unsigned)rows), D3(256), logits.data(), t.data(),
-               lse.data(), dl.data(), scale, (long long)rows, (long long)classes, ignore);
+               lse.data(), dl.data(), scale, scaleBy.data(), (long long)rows, (long long)classes, ignore);
+        scale *= 0.5f;
         std::vector<double> wdl(rows * classes);
         for (long r = 0; r < rows; r++)
             for (long c = 0; c < classes; c++)

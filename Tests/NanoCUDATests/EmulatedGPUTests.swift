@@ -46,14 +46,30 @@ struct EmulatedGPUTests {
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    /// Runs the binary against the emulated GPU.
-    func nanodecoder(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// Runs the binary against the emulated GPU (`schedule`: the emulator's thread order).
+    func nanodecoder(_ arguments: [String], schedule: String = "inorder") throws -> (status: Int32, output: String) {
         let out = try Self.emulator.get()
         return try Self.run(Self.binary, arguments, environment: [
             "NANODECODER_CUDA_PATH": out + ":" + Self.repoRoot + "/.cuda-site",
             "NANODECODER_EMU_KERNELS": out + "/kernels",
+            "NANODECODER_EMU_SCHEDULE": schedule,
             "NANODECODER_THREADS": "1",
         ])
+    }
+
+    /// The emulator itself: its barriers, shuffles, conversions and misuse detection, and real
+    /// kernels against double-precision references (Tests/CUDAEmulator/emu_selftest.cpp).
+    @Test func theEmulatorPassesItsOwnChecks() throws {
+        let out = try Self.emulator.get()
+        let here = Self.repoRoot + "/Tests/CUDAEmulator"
+        let build = try Self.run("/bin/bash", ["-c", "python3 '\(here)/build_kernels.py' '\(here)/selftest_kernels' '\(out)/selftest' && "
+                                               + "clang++ -std=c++17 -O1 -Wno-deprecated-declarations '\(here)/emu_selftest.cpp' -ldl -o '\(out)/emu_selftest'"],
+                                 environment: [:])
+        #expect(build.status == 0, "\(build.output)")
+        for schedule in ["inorder", "shuffle"] {
+            let r = try Self.run(out + "/emu_selftest", [out + "/kernels", out + "/selftest"], environment: ["NANODECODER_EMU_SCHEDULE": schedule])
+            #expect(r.status == 0 && r.output.contains("checks passed"), "\(schedule): \(r.output)")
+        }
     }
 
     @Test func everyEngineOpAgreesWithTheCPUBackend() throws {
@@ -62,6 +78,9 @@ struct EmulatedGPUTests {
         let words = r.output.split(separator: "\n").last { $0.contains("cases agree") }?.split(separator: " ") ?? []
         #expect(r.status == 0 && words.count > 3 && words[0] == words[2] && (Int(words[2]) ?? 0) >= 40, "\(r.output)")
         #expect(r.output.contains("Emulated GPU"), "\(r.output)")
+        // Threads in shuffled order between barriers: a kernel that races shows it here.
+        let shuffled = try nanodecoder(["cuda", "conformance"], schedule: "shuffle")
+        #expect(shuffled.status == 0, "\(shuffled.output)")
         // TF32 GEMMs take the same path with another compute type.
         let tf32 = try nanodecoder(["cuda", "conformance", "--tf32", "--filter", "matmul"])
         #expect(tf32.status == 0, "\(tf32.output)")
