@@ -272,6 +272,16 @@ public enum BackendConformance {
                 try p.adamWUpdate(grad: g, m: m, v: v, AdamWStep(learningRate: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3))
                 return [p, m, v]
             },
+            Case("AdamW over many tensors (one launch)", tolerance: 1e-5) { d in
+                let shapes = [[3, 700], [1], [0], [5000], [4100]]
+                let groups = try shapes.enumerated().map { i, shape in
+                    AdamWTensors(param: try input(shape, 90 + UInt64(i), on: d, grad: false), grad: try input(shape, 100 + UInt64(i), on: d, grad: false),
+                                 m: try input(shape, 110 + UInt64(i), on: d, scale: 0.1, grad: false),
+                                 v: try input(shape, 120 + UInt64(i), on: d, grad: false).square())
+                }
+                try Tensor.adamWUpdate(groups, AdamWStep(learningRate: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 7))
+                return groups.flatMap { [$0.param, $0.m, $0.v] }
+            },
         ]
     }
 }

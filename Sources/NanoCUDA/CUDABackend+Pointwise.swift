@@ -129,6 +129,33 @@ extension CUDABackend {
                 .float(1 - h.learningRate * h.weightDecay), .float(h.learningRate / c1), .float(1 / c2)])
     }
 
+    /// Every parameter's AdamW update in one launch: a table of (p, g, m, v, n, first chunk) per
+    /// tensor goes to the device, and each block updates one 4096-element chunk of one tensor.
+    /// While a graph is recorded the table could not be uploaded as a recorded copy, so it launches
+    /// per tensor then.
+    public func adamW(_ tensors: [AdamWTensors], _ h: AdamWStep) {
+        if capture != nil || tensors.count < 2 {
+            for t in tensors { adamW(param: t.param, grad: t.grad, m: t.m, v: t.v, h) }
+            return
+        }
+        let chunk = 4096
+        var table: [Int64] = [], chunks = 0
+        for t in tensors {
+            table += [Int64(bitPattern: address(t.param)), Int64(bitPattern: address(t.grad)), Int64(bitPattern: address(t.m)),
+                      Int64(bitPattern: address(t.v)), Int64(t.param.count), Int64(chunks)]
+            chunks += (t.param.count + chunk - 1) / chunk
+        }
+        guard chunks > 0 else { return }
+        let bytes = table.count * 8
+        let device = scratch(bytes: bytes)
+        defer { releaseScratch(device, bytes: bytes) }   // one stream: later users run after this kernel
+        do { try gpu.upload(table, to: device) } catch { fatal("uploading the AdamW table", error) }
+        let c1 = 1 - Foundation.pow(h.beta1, Float(h.step)), c2 = 1 - Foundation.pow(h.beta2, Float(h.step))
+        launch(Self.unit, "nd_adamw_multi", grid: (min(chunks, 65_535), 1, 1), block: (256, 1, 1),
+               [.pointer(device), .int32(Int32(tensors.count)), .int64(Int64(chunks)), .float(h.beta1), .float(h.beta2), .float(h.eps),
+                .float(1 - h.learningRate * h.weightDecay), .float(h.learningRate / c1), .float(1 / c2)])
+    }
+
     // MARK: GEMM
 
     public func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, _ out: Tensor, batch: Int, m: Int, n: Int, k: Int,

@@ -78,6 +78,12 @@ public struct AdamWStep: Sendable, Equatable {
     }
 }
 
+/// A parameter with its gradient and AdamW moments (all float32, one shape, one device).
+public struct AdamWTensors {
+    public var param: Tensor, grad: Tensor, m: Tensor, v: Tensor
+    public init(param: Tensor, grad: Tensor, m: Tensor, v: Tensor) { self.param = param; self.grad = grad; self.m = m; self.v = v }
+}
+
 /// The kernels a device provides. Tensors passed in are contiguous; outputs are allocated by
 /// the engine (validated shapes and dtypes) and fully overwritten unless stated otherwise.
 /// Model code never calls a backend: it calls tensor ops, which dispatch here.
@@ -153,6 +159,8 @@ public protocol Backend: AnyObject {
     func topK(_ x: Tensor, rows: Int, cols: Int, k: Int, values: Tensor, indices: Tensor)
     /// One fused AdamW update of param (in place), with moments m and v (in place).
     func adamW(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, _ h: AdamWStep)
+    /// The same update for many parameters at once (a GPU launches one kernel for all of them).
+    func adamW(_ tensors: [AdamWTensors], _ h: AdamWStep)
     /// Σ x² of a float32 tensor, accumulated in double.
     func sumOfSquares(_ x: Tensor) -> Double
     /// True while a graph is recorded (see the default in the extension below).
@@ -168,6 +176,11 @@ extension Backend {
     /// Whether a graph is being recorded (`GraphCapturing.captureGraph`): values on the device may
     /// not be produced yet, so ops must not read them back (false for backends that never record).
     public var isRecordingGraph: Bool { false }
+
+    /// Parameter by parameter.
+    public func adamW(_ tensors: [AdamWTensors], _ h: AdamWStep) {
+        for t in tensors { adamW(param: t.param, grad: t.grad, m: t.m, v: t.v, h) }
+    }
 
     /// Tensor by tensor, in order.
     public func sumOfSquares(_ tensors: [Tensor]) -> Double { tensors.reduce(0) { $0 + sumOfSquares($1) } }

@@ -78,11 +78,15 @@ public final class AdamW: Optimizer {
     /// One update with the given learning rate. Parameters without a gradient are skipped.
     public func update(learningRate: Float) throws {
         step += 1
+        // Two groups (with and without weight decay), each one call for all its parameters.
+        var groups: [[AdamWTensors]] = [[], []]
         for (name, p) in parameters {
             guard let g = p.grad, let mt = m[name], let vt = v[name] else { continue }
-            let h = AdamWStep(learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
-                              weightDecay: decayed.contains(name) ? weightDecay : 0, step: step)
-            try p.adamWUpdate(grad: g, m: mt, v: vt, h)
+            groups[decayed.contains(name) ? 1 : 0].append(AdamWTensors(param: p, grad: g, m: mt, v: vt))
+        }
+        for (decay, group) in zip([Float(0), weightDecay], groups) where !group.isEmpty {
+            try Tensor.adamWUpdate(group, AdamWStep(learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
+                                                    weightDecay: decay, step: step))
         }
     }
 

@@ -91,42 +91,105 @@ struct EmulatedGPUTests {
         #expect(r.status == 0, "\(r.output)")
     }
 
+    /// A char-level Shakespeare dataset, prepared once per process.
+    static let dataset: Result<String, Error> = Result {
+        let data = NSTemporaryDirectory() + "emu-data-\(getpid())"
+        let r = try run(binary, ["prepare", "--input", repoRoot + "/../shared/data/tinyshakespeare.txt", "--out", data, "--tokenizer", "char"],
+                        environment: [:])
+        guard r.status == 0 else { throw EmulatorError(message: "prepare failed: \(r.output)") }
+        return data
+    }
+
+    /// A step's train_loss and grad_norm. The norm matters: Adam hides a uniformly scaled gradient from the losses.
+    typealias Step = (loss: Double, norm: Double)
+
+    /// Trains a small model for 8 steps (2 micro-steps each) in `work`/runs/`name`; `ranks` > 1 runs under mpirun.
+    func train(_ work: String, _ name: String, _ extra: [String], ranks: Int = 1, config: [String] = []) throws -> (steps: [Int: Step], output: String) {
+        let data = try Self.dataset.get()
+        let arguments = ["train", "--overwrite"] + config + ["--set", "data.dataset=\(data)", "--set", "output.out_dir=\(work)/runs",
+                         "--set", "output.name=\(name)", "--set", "model.n_layer=2", "--set", "model.n_head=2",
+                         "--set", "model.n_embd=32", "--set", "model.block_size=32", "--set", "model.dropout=0",
+                         "--set", "training.batch_size=4", "--set", "training.gradient_accumulation_steps=2", "--set", "training.max_iters=8",
+                         "--set", "training.eval_interval=4", "--set", "training.eval_iters=1", "--set", "tracking.plots=false",
+                         "--set", "tracking.sample_tokens=0", "--set", "tracking.tensorboard=false"] + extra
+        let r: (status: Int32, output: String)
+        if ranks > 1 {
+            let out = try Self.emulator.get()
+            r = try Self.run(Self.mpirun!, ["--allow-run-as-root", "--oversubscribe", "-np", String(ranks), "-x", "NANODECODER_CUDA_PATH",
+                                            "-x", "NANODECODER_EMU_KERNELS", Self.binary] + arguments,
+                             environment: ["NANODECODER_CUDA_PATH": out + ":" + Self.repoRoot + "/.cuda-site",
+                                           "NANODECODER_EMU_KERNELS": out + "/kernels", "NANODECODER_THREADS": "1", "OMP_NUM_THREADS": "1"])
+        } else {
+            r = try nanodecoder(arguments)
+        }
+        #expect(r.status == 0, "\(name): \(r.output)")
+        var steps: [Int: Step] = [:]
+        let text = (try? String(contentsOfFile: "\(work)/runs/\(name)/metrics.jsonl", encoding: .utf8)) ?? ""
+        for line in text.split(separator: "\n") {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let step = o["step"] as? Int, let loss = o["train_loss"] as? Double, let norm = o["grad_norm"] as? Double else { continue }
+            steps[step] = (loss, norm)
+        }
+        #expect(steps.count == 8, "\(name): \(steps.count) steps logged\n\(r.output)")
+        return (steps, r.output)
+    }
+
+    /// Every logged step of `a` within `loss` and `norm` (relative) of `b`'s.
+    func expectClose(_ a: [Int: Step], _ b: [Int: Step], loss: Double, norm: Double, _ what: String) {
+        for (step, x) in a.sorted(by: { $0.key < $1.key }) {
+            guard let y = b[step] else { Issue.record("\(what): step \(step) missing"); continue }
+            #expect(abs(x.loss - y.loss) <= loss * y.loss && abs(x.norm - y.norm) <= norm * y.norm, "\(what), step \(step): \(x) vs \(y)")
+        }
+    }
+
+    static let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
     /// Training on the emulated GPU gives the CPU's losses, eagerly and replaying a CUDA graph
     /// (compile: true: capture on a stream of its own into an allocator pool, then cuGraphLaunch).
     /// Two micro-steps, so the recorded backward is seeded with 0.5, which the cross-entropy
-    /// kernel must read on the device.
+    /// kernel must read on the device. Greedy sampling from the GPU run's checkpoint gives the
+    /// same text on both devices.
     @Test func trainingOnTheGPUTracksTheCPUAndGraphsReplayEagerSteps() throws {
         let work = NSTemporaryDirectory() + "emu-train-\(UUID().uuidString)"
-        let data = work + "/data"
-        let prep = try nanodecoder(["prepare", "--input", Self.repoRoot + "/../shared/data/tinyshakespeare.txt", "--out", data, "--tokenizer", "char"])
-        #expect(prep.status == 0, "\(prep.output)")
-        /// (train_loss, grad_norm) by step. The norm matters: Adam hides a uniformly scaled gradient from the losses.
-        func train(_ name: String, _ extra: [String]) throws -> [Int: (loss: Double, norm: Double)] {
-            let r = try nanodecoder(["train", "--overwrite", "--set", "data.dataset=\(data)", "--set", "output.out_dir=\(work)/runs",
-                                     "--set", "output.name=\(name)", "--set", "model.n_layer=2", "--set", "model.n_head=2",
-                                     "--set", "model.n_embd=32", "--set", "model.block_size=32", "--set", "model.dropout=0",
-                                     "--set", "training.batch_size=4", "--set", "training.gradient_accumulation_steps=2", "--set", "training.max_iters=8", "--set", "training.eval_interval=4",
-                                     "--set", "training.eval_iters=1", "--set", "tracking.plots=false", "--set", "tracking.sample_tokens=0",
-                                     "--set", "tracking.tensorboard=false"] + extra)
-            #expect(r.status == 0, "\(name): \(r.output)")
-            var losses: [Int: (loss: Double, norm: Double)] = [:]
-            let text = (try? String(contentsOfFile: "\(work)/runs/\(name)/metrics.jsonl", encoding: .utf8)) ?? ""
-            for line in text.split(separator: "\n") {
-                guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let step = o["step"] as? Int, let loss = o["train_loss"] as? Double, let norm = o["grad_norm"] as? Double else { continue }
-                losses[step] = (loss, norm)
-            }
-            if name == "graph" { #expect(r.output.contains("compile: recorded a CUDA graph of"), "\(r.output)") }
-            return losses
+        let cpu = try train(work, "cpu", ["--device", "cpu"]).steps
+        let gpu = try train(work, "gpu", ["--device", "cuda"]).steps
+        let graph = try train(work, "graph", ["--device", "cuda", "--set", "training.compile=true"])
+        #expect(graph.output.contains("compile: recorded a CUDA graph of"), "\(graph.output)")
+        expectClose(gpu, cpu, loss: 1e-4, norm: 1e-3, "cuda vs cpu")
+        expectClose(graph.steps, gpu, loss: 1e-6, norm: 1e-5, "CUDA graph vs eager")
+        var texts: [String] = []
+        for device in ["cpu", "cuda"] {
+            let r = try nanodecoder(["sample", "--device", device, "--checkpoint", work + "/runs/gpu/checkpoint", "--temperature", "0",
+                                     "--max-new-tokens", "40", "--prompt", "ROMEO:"])
+            #expect(r.status == 0, "\(r.output)")
+            texts.append(r.output.split(separator: "\n").filter { !$0.hasPrefix("device:") }.joined(separator: "\n"))
         }
-        let cpu = try train("cpu", ["--device", "cpu"])
-        let gpu = try train("gpu", ["--device", "cuda"])
-        let graph = try train("graph", ["--device", "cuda", "--set", "training.compile=true"])
-        #expect(cpu.count == 8 && gpu.count == 8 && graph.count == 8, "\(cpu) \(gpu) \(graph)")
-        for step in 1...8 {
-            guard let c = cpu[step], let g = gpu[step], let r = graph[step] else { continue }
-            #expect(abs(g.loss - c.loss) <= 1e-4 * c.loss && abs(g.norm - c.norm) <= 1e-3 * c.norm, "step \(step): cuda \(g), cpu \(c)")
-            #expect(abs(r.loss - g.loss) <= 1e-6 * g.loss && abs(r.norm - g.norm) <= 1e-5 * g.norm, "step \(step): graph \(r), eager \(g)")
-        }
+        #expect(texts[0] == texts[1] && texts[0].contains("ROMEO:"), "greedy samples differ:\n\(texts[0])\n---\n\(texts[1])")
+    }
+
+    /// bf16 (cuBLASLt bf16 operands) and fp16 (with loss scaling) on the emulated GPU, and the MoE
+    /// model (routing read back to the host, grouped expert GEMMs), against the CPU.
+    @Test func mixedPrecisionAndMoEOnTheGPUTrackTheCPU() throws {
+        let work = NSTemporaryDirectory() + "emu-mixed-\(UUID().uuidString)"
+        let bf16 = ["--set", "training.mixed_precision=bf16"]
+        expectClose(try train(work, "bf16-gpu", ["--device", "cuda"] + bf16).steps, try train(work, "bf16-cpu", ["--device", "cpu"] + bf16).steps,
+                    loss: 1e-3, norm: 1e-2, "bf16 cuda vs cpu")
+        let fp32 = try train(work, "fp32-gpu", ["--device", "cuda"]).steps
+        let fp16 = try train(work, "fp16-gpu", ["--device", "cuda", "--set", "training.mixed_precision=fp16"])
+        #expect(fp16.output.contains("dynamic loss scaling"), "\(fp16.output)")
+        expectClose(fp16.steps, fp32, loss: 1e-2, norm: 5e-2, "fp16 vs fp32 on cuda")
+        let moe = ["--config", Self.repoRoot + "/configs/shakespeare-char-moe.yaml"]
+        expectClose(try train(work, "moe-gpu", ["--device", "cuda"], config: moe).steps, try train(work, "moe-cpu", ["--device", "cpu"], config: moe).steps,
+                    loss: 1e-3, norm: 1e-2, "MoE cuda vs cpu")
+    }
+
+    /// Two ranks on emulated GPUs, gradients staged through host memory over MPI (the emulated
+    /// driver has no NCCL), against one CPU process.
+    @Test(.enabled(if: EmulatedGPUTests.mpirun != nil || ProcessInfo.processInfo.environment["CI"] != nil))
+    func twoRanksOnGPUsMatchOneCPURank() throws {
+        let work = NSTemporaryDirectory() + "emu-dp-\(UUID().uuidString)"
+        let two = try train(work, "two", ["--device", "cuda", "--set", "device.collective=host"], ranks: 2)
+        #expect(two.output.contains("data parallel: 2 ranks") && two.output.contains("staged through host memory"), "\(two.output)")
+        expectClose(two.steps, try train(work, "one", ["--device", "cpu"]).steps, loss: 1e-4, norm: 1e-3, "2 ranks on cuda vs 1 on cpu")
     }
 }

@@ -177,5 +177,28 @@ extern "C" __global__ void nd_adamw(float* p, const float* g, float* m, float* v
         m[i] = m2; v[i] = v2;
     }
 }
+
+// Multi-tensor AdamW: one row per parameter (p, g, m, v, n, first chunk), chunks of 4096 elements.
+struct NdAdamTensor { float* p; const float* g; float* m; float* v; long long n; long long firstChunk; };
+
+extern "C" __global__ void nd_adamw_multi(const NdAdamTensor* tensors, int count, long long chunks, float beta1, float beta2,
+                                          float eps, float decay, float stepSize, float invC2) {
+    for (long long c = blockIdx.x; c < chunks; c += gridDim.x) {
+        int lo = 0, hi = count - 1;   // the last tensor whose first chunk is at or before c
+        while (lo < hi) {
+            const int mid = (lo + hi + 1) / 2;
+            if (tensors[mid].firstChunk <= c) lo = mid; else hi = mid - 1;
+        }
+        const NdAdamTensor t = tensors[lo];
+        const long long start = (c - t.firstChunk) * 4096, end = min(start + 4096, t.n);
+        for (long long i = start + threadIdx.x; i < end; i += blockDim.x) {
+            float gi = t.g[i];
+            float m2 = beta1 * t.m[i] + (1.0f - beta1) * gi;
+            float v2 = beta2 * t.v[i] + (1.0f - beta2) * gi * gi;
+            t.p[i] = t.p[i] * decay - stepSize * m2 / (sqrtf(v2 * invC2) + eps);
+            t.m[i] = m2; t.v[i] = v2;
+        }
+    }
+}
 """#
 }

@@ -44,4 +44,19 @@ extension Tensor {
         }
         backend.adamW(param: self, grad: grad, m: m, v: v, step)
     }
+
+    /// One AdamW step on many parameters with the same hyperparameters: one call per device
+    /// (on a GPU, one kernel launch for all of them).
+    public static func adamWUpdate(_ tensors: [AdamWTensors], _ step: AdamWStep) throws {
+        var byDevice: [Device: [AdamWTensors]] = [:], order: [Device] = []
+        for t in tensors {
+            for x in [t.grad, t.m, t.v] where x.shape != t.param.shape || x.dtype != .float32 || t.param.dtype != .float32 {
+                throw TensorError.shapeMismatch(op: "adamW", shapes: [t.param.shape, x.shape], expected: "float32 gradient and moments shaped like the parameter")
+            }
+            try requireSameDevice("adamW", [t.param, t.grad, t.m, t.v])
+            if byDevice[t.param.device] == nil { order.append(t.param.device) }
+            byDevice[t.param.device, default: []].append(t)
+        }
+        for d in order { byDevice[d]![0].param.backend.adamW(byDevice[d]!, step) }
+    }
 }
