@@ -1,8 +1,8 @@
 import NanoEngine
 
-/// The CPU's graphs are kernel tapes: `captureGraph` runs `body` while recording every kernel it
-/// launches (with the data of host writes), pins the memory they use, and `replay` runs them
-/// again without the Swift code around them. On the CPU this mainly serves a CPU backend standing
+/// The CPU's graphs are kernel tapes: `captureGraph` records every kernel `body` launches (with
+/// the data of host writes) without running it, as a GPU records a CUDA graph, pins the memory
+/// they use, and `replay` runs them without the Swift code around them. On the CPU this mainly serves a CPU backend standing
 /// in for a GPU (`init(standingIn:)`), so the code that drives CUDA graphs is tested without one;
 /// CPU training itself uses `CompiledStep`, which also fuses row-wise kernels.
 extension CPUBackend: GraphCapturing {
@@ -22,7 +22,8 @@ extension CPUBackend: GraphCapturing {
         let tape = KernelTape()
         recording = tape
         recordingGraph = true
-        defer { recording = nil; recordingGraph = false }
+        recordOnly = true
+        defer { recording = nil; recordingGraph = false; recordOnly = false }
         try body()
         tape.endSegment()
         return TapeGraph(tape: tape, backend: self)

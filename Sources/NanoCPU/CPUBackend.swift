@@ -50,6 +50,9 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public var recording: KernelTape?
     /// Set while `captureGraph` records (device values must not be read back then).
     var recordingGraph = false
+    /// Set while `captureGraph` records: kernels are taped, not run, as a GPU records a graph
+    /// without running it (so the recorded code's effects happen on replay only, on both).
+    var recordOnly = false
 
     /// Records a kernel call when recording; `kernel` replays it on aliases of the tensors.
     @inline(__always) private func tape(_ tensors: Tensor?..., name: String = #function, rows: @autoclosure () -> RowKernel? = nil,
@@ -106,6 +109,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func fill(_ t: Tensor, value: Float) {
         tape(t) { $0.fill($1[0]!, value: value) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         let n = t.count
         switch t.dtype {
         case .float32: t.pointer(as: Float.self).update(repeating: value, count: n)
@@ -118,6 +122,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func copy(_ src: Tensor, to dst: Tensor) {
         tape(src, dst) { $0.copy($1[0]!, to: $1[1]!) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         let bytes = src.count * src.dtype.size
         let s = src.rawPointer, d = dst.rawPointer
         Parallel.forRange((bytes + 65535) / 65536, costPerItem: 16384) { r in
@@ -172,6 +177,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func random(_ t: Tensor, _ distribution: RandomDistribution, seed: UInt64, offset: UInt64) {
         tape(t) { $0.random($1[0]!, distribution, seed: seed, offset: offset) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         randomFill(t.pointer(as: Float.self), t.count, distribution, seed: seed, offset: offset)
     }
 
@@ -181,6 +187,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         tape(x, y, rows: elementwiseRows([x], [y], costPerElement: 4) { [xp = x.pointer(as: Float.self), yp = y.pointer(as: Float.self)] lo, n in
             unarySpan(op, xp + lo, yp + lo, n)
         }) { $0.unary(op, $1[0]!, $1[1]!) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         unaryForward(op, x.pointer(as: Float.self), y.pointer(as: Float.self), x.count)
     }
 
@@ -189,6 +196,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             [xp = x.pointer(as: Float.self), dyp = dy.pointer(as: Float.self), dxp = dx.pointer(as: Float.self)] lo, n in
             unaryBackwardSpan(op, xp + lo, dyp + lo, dxp + lo, n)
         }) { $0.unaryBackward(op, x: $1[0]!, dy: $1[1]!, dx: $1[2]!) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         NanoCPU.unaryBackward(op, x.pointer(as: Float.self), dy.pointer(as: Float.self), dx.pointer(as: Float.self), x.count)
     }
 
@@ -197,23 +205,27 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             [ap = a.pointer(as: Float.self), bp = b.pointer(as: Float.self), op2 = out.pointer(as: Float.self)] lo, n in
             binarySpan(op, ap + lo, bp + lo, op2 + lo, n)
         }) { $0.binary(op, $1[0]!, $1[1]!, $1[2]!) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         binaryKernel(op, a.pointer(as: Float.self), a.shape, b.pointer(as: Float.self), b.shape, out.pointer(as: Float.self), out.shape)
     }
 
     public func select(_ cond: Tensor, _ a: Tensor, _ b: Tensor, _ out: Tensor) {
         tape(cond, a, b, out) { $0.select($1[0]!, $1[1]!, $1[2]!, $1[3]!) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         selectKernel(cond.pointer(as: Float.self), cond.shape, a.pointer(as: Float.self), a.shape,
                      b.pointer(as: Float.self), b.shape, out.pointer(as: Float.self), out.shape)
     }
 
     public func permute(_ x: Tensor, _ perm: [Int], _ out: Tensor) {
         tape(x, out) { $0.permute($1[0]!, perm, $1[1]!) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         permuteKernel(x.rawPointer, x.shape, perm, out.rawPointer, elementSize: x.dtype.size)
     }
 
     public func copySlices(_ src: Tensor, _ srcView: AxisView, srcStart: Int, _ dst: Tensor, _ dstView: AxisView,
                            dstStart: Int, length: Int) {
         tape(src, dst) { $0.copySlices($1[0]!, srcView, srcStart: srcStart, $1[1]!, dstView, dstStart: dstStart, length: length) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         copySlicesKernel(src.rawPointer, srcView, srcStart: srcStart, dst.rawPointer, dstView, dstStart: dstStart,
                          length: length, elementSize: src.dtype.size)
     }
@@ -223,6 +235,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, _ out: Tensor, batch: Int, m: Int, n: Int, k: Int,
                        transA: Bool, transB: Bool, accumulate: Bool) {
         tape(a, b, bias, out) { $0.matmul($1[0]!, $1[1]!, bias: $1[2], $1[3]!, batch: batch, m: m, n: n, k: k, transA: transA, transB: transB, accumulate: accumulate) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         var type: OneDNNMatmul.ElementType = a.dtype == .bfloat16 ? .bfloat16 : .float32
         var (aPtr, bPtr) = (UnsafeRawPointer(a.rawPointer), UnsafeRawPointer(b.rawPointer))
         var widened: [(UnsafeMutableRawPointer, Int)] = []
@@ -269,22 +282,26 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func reduce(_ op: ReduceOp, _ x: Tensor, _ view: AxisView, _ out: Tensor) {
         tape(x, out) { $0.reduce(op, $1[0]!, view, $1[1]!) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         reduceKernel(op, x.pointer(as: Float.self), view, out.pointer(as: Float.self))
     }
 
     public func softmax(_ x: Tensor, _ y: Tensor, rows: Int, cols: Int, log: Bool) {
         tape(x, y) { $0.softmax($1[0]!, $1[1]!, rows: rows, cols: cols, log: log) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         softmaxForward(x.pointer(as: Float.self), y.pointer(as: Float.self), rows: rows, cols: cols, log: log)
     }
 
     public func softmaxBackward(y: Tensor, dy: Tensor, dx: Tensor, rows: Int, cols: Int, log: Bool) {
         tape(y, dy, dx) { $0.softmaxBackward(y: $1[0]!, dy: $1[1]!, dx: $1[2]!, rows: rows, cols: cols, log: log) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         NanoCPU.softmaxBackward(y.pointer(as: Float.self), dy.pointer(as: Float.self), dx.pointer(as: Float.self),
                                 rows: rows, cols: cols, log: log)
     }
 
     public func cumsum(_ x: Tensor, _ view: AxisView, _ out: Tensor, reverse: Bool) {
         tape(x, out) { $0.cumsum($1[0]!, view, $1[1]!, reverse: reverse) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         cumsumKernel(x.pointer(as: Float.self), view, out.pointer(as: Float.self), reverse: reverse)
     }
 
@@ -292,6 +309,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
                           rows: Int, cols: Int) {
         tape(x, weight, bias, y, mean, rstd, rows: layerNormRowKernel(x, weight: weight, bias: bias, eps: eps, y: y, mean: mean, rstd: rstd,
                                                                     rows: rows, cols: cols)) { $0.layerNorm($1[0]!, weight: $1[1], bias: $1[2], eps: eps, y: $1[3]!, mean: $1[4]!, rstd: $1[5]!, rows: rows, cols: cols) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         layerNormForward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) },
                          bias.map { UnsafePointer($0.pointer(as: Float.self)) }, eps: eps, y.pointer(as: Float.self),
                          mean.pointer(as: Float.self), rstd.pointer(as: Float.self), rows: rows, cols: cols)
@@ -310,6 +328,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func layerNormBackward(_ x: Tensor, weight: Tensor?, mean: Tensor, rstd: Tensor, dy: Tensor, dx: Tensor,
                                   dweight: Tensor?, dbias: Tensor?, rows: Int, cols: Int) {
         tape(x, weight, mean, rstd, dy, dx, dweight, dbias) { $0.layerNormBackward($1[0]!, weight: $1[1], mean: $1[2]!, rstd: $1[3]!, dy: $1[4]!, dx: $1[5]!, dweight: $1[6], dbias: $1[7], rows: rows, cols: cols) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         NanoCPU.layerNormBackward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) },
                                   mean.pointer(as: Float.self), rstd.pointer(as: Float.self), dy.pointer(as: Float.self),
                                   dx.pointer(as: Float.self), dweight?.pointer(as: Float.self), dbias?.pointer(as: Float.self),
@@ -318,6 +337,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, y: Tensor, rstd: Tensor, rows: Int, cols: Int) {
         tape(x, weight, y, rstd) { $0.rmsNorm($1[0]!, weight: $1[1], eps: eps, y: $1[2]!, rstd: $1[3]!, rows: rows, cols: cols) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         rmsNormForward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) }, eps: eps,
                        y.pointer(as: Float.self), rstd.pointer(as: Float.self), rows: rows, cols: cols)
     }
@@ -325,6 +345,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func rmsNormBackward(_ x: Tensor, weight: Tensor?, rstd: Tensor, dy: Tensor, dx: Tensor, dweight: Tensor?,
                                 rows: Int, cols: Int) {
         tape(x, weight, rstd, dy, dx, dweight) { $0.rmsNormBackward($1[0]!, weight: $1[1], rstd: $1[2]!, dy: $1[3]!, dx: $1[4]!, dweight: $1[5], rows: rows, cols: cols) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         NanoCPU.layerNormBackward(x.pointer(as: Float.self), weight.map { UnsafePointer($0.pointer(as: Float.self)) },
                                   rstd.pointer(as: Float.self), rstd.pointer(as: Float.self), dy.pointer(as: Float.self),
                                   dx.pointer(as: Float.self), dweight?.pointer(as: Float.self), nil,
@@ -335,6 +356,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, _ shape: AttentionShape) {
         tape(q, k, v, out, lse) { $0.attention(q: $1[0]!, k: $1[1]!, v: $1[2]!, out: $1[3]!, lse: $1[4]!, shape) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         attentionForward(q.pointer(as: Float.self), k.pointer(as: Float.self), v.pointer(as: Float.self),
                          out.pointer(as: Float.self), lse.pointer(as: Float.self), shape)
     }
@@ -342,6 +364,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dout: Tensor,
                                   dq: Tensor, dk: Tensor, dv: Tensor, _ shape: AttentionShape) {
         tape(q, k, v, out, lse, dout, dq, dk, dv) { $0.attentionBackward(q: $1[0]!, k: $1[1]!, v: $1[2]!, out: $1[3]!, lse: $1[4]!, dout: $1[5]!, dq: $1[6]!, dk: $1[7]!, dv: $1[8]!, shape) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         NanoCPU.attentionBackward(q.pointer(as: Float.self), k.pointer(as: Float.self), v.pointer(as: Float.self),
                                   out.pointer(as: Float.self), lse.pointer(as: Float.self), dout.pointer(as: Float.self),
                                   dq.pointer(as: Float.self), dk.pointer(as: Float.self), dv.pointer(as: Float.self), shape)
@@ -350,6 +373,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func crossEntropy(logits: Tensor, targets: Tensor, losses: Tensor, lse: Tensor, rows: Int, classes: Int,
                              ignoreIndex: Int32) {
         tape(logits, targets, losses, lse) { $0.crossEntropy(logits: $1[0]!, targets: $1[1]!, losses: $1[2]!, lse: $1[3]!, rows: rows, classes: classes, ignoreIndex: ignoreIndex) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         crossEntropyForward(logits.pointer(as: Float.self), targets.pointer(as: Int32.self), losses.pointer(as: Float.self),
                             lse.pointer(as: Float.self), rows: rows, classes: classes, ignoreIndex: ignoreIndex)
     }
@@ -357,6 +381,7 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     public func crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dlogits: Tensor, scale: Float, scaleBy: Tensor?,
                                      rows: Int, classes: Int, ignoreIndex: Int32) {
         tape(logits, targets, lse, dlogits, scaleBy) { $0.crossEntropyBackward(logits: $1[0]!, targets: $1[1]!, lse: $1[2]!, dlogits: $1[3]!, scale: scale, scaleBy: $1[4], rows: rows, classes: classes, ignoreIndex: ignoreIndex) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         NanoCPU.crossEntropyBackward(logits.pointer(as: Float.self), targets.pointer(as: Int32.self), lse.pointer(as: Float.self),
                                      dlogits.pointer(as: Float.self), scale: scale * (scaleBy.map { $0.pointer(as: Float.self)[0] } ?? 1),
                                      rows: rows, classes: classes,
@@ -367,35 +392,62 @@ public final class CPUBackend: Backend, @unchecked Sendable {
 
     public func indexSelect(_ x: Tensor, _ view: AxisView, index: Tensor, _ out: Tensor) {
         tape(x, index, out) { $0.indexSelect($1[0]!, view, index: $1[1]!, $1[2]!) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         indexSelectKernel(x.rawPointer, view, index.pointer(as: Int32.self), index.count, out.rawPointer, elementSize: x.dtype.size)
     }
 
     public func indexAdd(_ src: Tensor, index: Tensor, _ out: Tensor, _ outView: AxisView) {
         tape(src, index, out) { $0.indexAdd($1[0]!, index: $1[1]!, $1[2]!, outView) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         indexAddKernel(src.pointer(as: Float.self), index.pointer(as: Int32.self), index.count, out.pointer(as: Float.self), outView)
     }
 
     public func gather(_ x: Tensor, _ view: AxisView, index: Tensor, _ out: Tensor, indexAxis: Int) {
         tape(x, index, out) { $0.gather($1[0]!, view, index: $1[1]!, $1[2]!, indexAxis: indexAxis) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         gatherKernel(x.pointer(as: Float.self), view, index.pointer(as: Int32.self), out.pointer(as: Float.self), indexAxis: indexAxis)
     }
 
     public func scatterAdd(_ src: Tensor, index: Tensor, indexAxis: Int, _ out: Tensor, _ outView: AxisView) {
         tape(src, index, out) { $0.scatterAdd($1[0]!, index: $1[1]!, indexAxis: indexAxis, $1[2]!, outView) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         scatterAddKernel(src.pointer(as: Float.self), index.pointer(as: Int32.self), indexAxis: indexAxis,
                          out.pointer(as: Float.self), outView)
     }
 
     public func topK(_ x: Tensor, rows: Int, cols: Int, k: Int, values: Tensor, indices: Tensor) {
         tape(x, values, indices) { $0.topK($1[0]!, rows: rows, cols: cols, k: k, values: $1[1]!, indices: $1[2]!) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         topKKernel(x.pointer(as: Float.self), rows: rows, cols: cols, k: k, values.pointer(as: Float.self),
                    indices.pointer(as: Int32.self))
     }
 
     public func adamW(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, _ h: AdamWStep) {
         tape(param, grad, m, v) { $0.adamW(param: $1[0]!, grad: $1[1]!, m: $1[2]!, v: $1[3]!, h) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
         adamWKernel(param.pointer(as: Float.self), grad.pointer(as: Float.self), m.pointer(as: Float.self),
                     v.pointer(as: Float.self), param.count, h)
+    }
+
+    public func adamW(_ tensors: [AdamWTensors], hyper: Tensor, gradScale: Tensor) {
+        recording?.record(self, [hyper, gradScale] + tensors.flatMap { [$0.param, $0.grad, $0.m, $0.v] }, name: "adamW") { b, t in
+            let groups = stride(from: 2, to: t.count, by: 4).map { AdamWTensors(param: t[$0]!, grad: t[$0 + 1]!, m: t[$0 + 2]!, v: t[$0 + 3]!) }
+            b.adamW(groups, hyper: t[0]!, gradScale: t[1]!)
+        }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
+        let h = AdamWStep(deviceLayout: hyper.pointer(as: Float.self)), f = gradScale.pointer(as: Float.self)[0]
+        for t in tensors {
+            let g = t.grad.pointer(as: Float.self)
+            if f != 1 { for i in 0..<t.grad.count { g[i] = g[i] * f } }   // as clipping's scaleInPlace
+            adamWKernel(t.param.pointer(as: Float.self), g, t.m.pointer(as: Float.self), t.v.pointer(as: Float.self), t.param.count, h)
+        }
+    }
+
+    public func gradientNorm(_ tensors: [Tensor], into out: Tensor) {
+        recording?.record(self, [out] + tensors, name: "gradientNorm") { b, t in b.gradientNorm(t.dropFirst().map { $0! }, into: t[0]!) }
+        if recordOnly { return }   // recording a graph: the kernel runs on replay
+        let total = tensors.reduce(0.0) { $0 + sumOfSquaresKernel($1.pointer(as: Float.self), $1.count) }
+        out.pointer(as: Float.self)[0] = Float(total.squareRoot())
     }
 
     public func sumOfSquares(_ x: Tensor) -> Double {

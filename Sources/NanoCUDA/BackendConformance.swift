@@ -282,6 +282,19 @@ public enum BackendConformance {
                 try Tensor.adamWUpdate(groups, AdamWStep(learningRate: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 7))
                 return groups.flatMap { [$0.param, $0.m, $0.v] }
             },
+            Case("gradient norm and AdamW read from device memory (recorded steps)", tolerance: 1e-5) { d in
+                let shapes = [[3, 700], [1], [5000]]
+                let groups = try shapes.enumerated().map { i, shape in
+                    AdamWTensors(param: try input(shape, 130 + UInt64(i), on: d, grad: false), grad: try input(shape, 140 + UInt64(i), on: d, grad: false),
+                                 m: try input(shape, 150 + UInt64(i), on: d, scale: 0.1, grad: false),
+                                 v: try input(shape, 160 + UInt64(i), on: d, grad: false).square())
+                }
+                let norm = try Tensor.gradientNorm(groups.map(\.grad))
+                let h = AdamWStep(learningRate: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 4)
+                let hyper = try Tensor(h.deviceLayout, shape: [9], device: d), scale = try Tensor([0.25], shape: [1], device: d)
+                try Tensor.adamWUpdate(groups, hyper: hyper, gradScale: scale)
+                return [norm] + groups.flatMap { [$0.param, $0.grad, $0.m, $0.v] }
+            },
         ]
     }
 }

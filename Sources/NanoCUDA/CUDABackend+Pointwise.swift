@@ -156,6 +156,15 @@ extension CUDABackend {
                 .float(1 - h.learningRate * h.weightDecay), .float(h.learningRate / c1), .float(1 / c2)])
     }
 
+    /// AdamW reading its hyperparameters and the clipping factor from device memory (recorded
+    /// graphs replay it with each step's values): one launch per tensor, cheap inside a graph.
+    public func adamW(_ tensors: [AdamWTensors], hyper: Tensor, gradScale: Tensor) {
+        for t in tensors {
+            launch(Self.unit, "nd_adamw_device", grid: elementGrid(t.param.count), block: (256, 1, 1),
+                   [arg(t.param), arg(t.grad), arg(t.m), arg(t.v), .int64(Int64(t.param.count)), arg(hyper), arg(gradScale)])
+        }
+    }
+
     // MARK: GEMM
 
     public func matmul(_ a: Tensor, _ b: Tensor, bias: Tensor?, _ out: Tensor, batch: Int, m: Int, n: Int, k: Int,

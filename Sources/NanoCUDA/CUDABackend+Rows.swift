@@ -220,6 +220,24 @@ extension CUDABackend {
         return download(partial, count: total, as: Double.self).reduce(0, +)
     }
 
+    /// ‖tensors‖₂ into `out` on the device: per-block partials of every tensor in one buffer, then
+    /// one block adds them (fixed order) and writes the square root as float32. Nothing is read
+    /// back, so recorded graphs hold it.
+    public func gradientNorm(_ tensors: [Tensor], into out: Tensor) {
+        let blocks = tensors.map { $0.count > 0 ? partialBlocks($0.count) : 0 }
+        let total = max(blocks.reduce(0, +), 1)
+        let partial = scratch(bytes: total * 8)
+        defer { releaseScratch(partial, bytes: total * 8) }
+        do { try gpu.zero(partial, bytes: total * 8) } catch { fatal("zeroing the norm partials", error) }
+        var offset = 0
+        for (x, n) in zip(tensors, blocks) where n > 0 {
+            launch(Self.rowsUnit, "nd_sum_of_squares", grid: (n, 1, 1), block: (256, 1, 1),
+                   [arg(x), .pointer(partial + CUDAContext.DevicePointer(offset * 8)), .int64(Int64(x.count))])
+            offset += n
+        }
+        launch(Self.rowsUnit, "nd_norm_of_partials", grid: (1, 1, 1), block: (256, 1, 1), [.pointer(partial), .int64(Int64(total)), arg(out)])
+    }
+
     /// Smallest and largest value of an int32 tensor ((Int32.max, Int32.min) when empty; waits for the GPU).
     public func indexRange(_ index: Tensor) -> (min: Int32, max: Int32) {
         guard index.count > 0 else { return (Int32.max, Int32.min) }

@@ -1,3 +1,4 @@
+import Foundation
 /// Pointwise functions of one tensor. `affine(a, b)` is `a·x + b`.
 public enum UnaryOp: Sendable, Equatable {
     case gelu, relu, silu, softplus, exp, log, tanh, sigmoid, square, sqrt, neg
@@ -75,6 +76,21 @@ public struct AdamWStep: Sendable, Equatable {
     public init(learningRate: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float, step: Int) {
         self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
         self.weightDecay = weightDecay; self.step = step
+    }
+}
+
+extension AdamWStep {
+    /// The step as `Backend.adamW(_:hyper:gradScale:)` reads it from device memory: learning rate,
+    /// weight decay, step (exact up to 2²⁴), β1, β2, ε, then what the kernels derive from them
+    /// (1 − lr·wd, lr / (1 − β1ᵗ), 1 / (1 − β2ᵗ)), computed here once as the eager kernels do.
+    public var deviceLayout: [Float] {
+        let c1 = 1 - Foundation.pow(beta1, Float(step)), c2 = 1 - Foundation.pow(beta2, Float(step))
+        return [learningRate, weightDecay, Float(step), beta1, beta2, eps, 1 - learningRate * weightDecay, learningRate / c1, 1 / c2]
+    }
+
+    /// The step a `deviceLayout` array describes.
+    public init(deviceLayout h: UnsafePointer<Float>) {
+        self.init(learningRate: h[0], beta1: h[3], beta2: h[4], eps: h[5], weightDecay: h[1], step: Int(h[2]))
     }
 }
 
@@ -161,6 +177,13 @@ public protocol Backend: AnyObject {
     func adamW(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, _ h: AdamWStep)
     /// The same update for many parameters at once (a GPU launches one kernel for all of them).
     func adamW(_ tensors: [AdamWTensors], _ h: AdamWStep)
+    /// The update with its hyperparameters read from device memory when the kernels run, so a
+    /// recorded graph can replay it with each step's values: `hyper` is float32 [9] (`AdamWStep.deviceLayout`),
+    /// and every gradient is first multiplied in place by `gradScale[0]` (the clipping factor) unless it is 1.
+    func adamW(_ tensors: [AdamWTensors], hyper: Tensor, gradScale: Tensor)
+    /// ‖tensors‖₂ (Σx² accumulated in double, then the square root, as float32) into one-element
+    /// `out`, on the device: a gradient norm that is not read back.
+    func gradientNorm(_ tensors: [Tensor], into out: Tensor)
     /// Σ x² of a float32 tensor, accumulated in double.
     func sumOfSquares(_ x: Tensor) -> Double
     /// True while a graph is recorded (see the default in the extension below).

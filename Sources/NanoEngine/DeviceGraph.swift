@@ -1,12 +1,12 @@
 /// A backend that records a stretch of device work once and replays it as one unit: CUDA graphs
 /// on NVIDIA GPUs (one launch for a whole training step's kernels), a `KernelTape` on the CPU.
 public protocol GraphCapturing: Backend {
-    /// Records the device work `body` enqueues. Its effects are only certain after the graph's
-    /// first `replay()`: a GPU records without running anything, the CPU runs while recording.
-    /// So `body` must give the same result run twice (overwrite, or zero first, what it
-    /// accumulates into) and must not read device values on the host. Memory that tensors made
-    /// inside `body` use stays reserved for the graph (the graph writes it on every replay), and
-    /// host data written to the device inside `body` is kept with the graph.
+    /// Records the device work `body` enqueues without running it (a GPU records a CUDA graph; the
+    /// CPU tapes its kernels): the work happens on `replay()`, each time. So `body` must not read
+    /// device values on the host (they are not computed yet), and what it leaves behind is only
+    /// allocated. Memory that tensors made inside `body` use stays reserved for the graph (the graph
+    /// writes it on every replay), and host data written to the device inside `body` is kept with
+    /// the graph.
     func captureGraph(_ body: () throws -> Void) throws -> any DeviceGraph
 }
 

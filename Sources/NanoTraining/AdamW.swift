@@ -90,6 +90,52 @@ public final class AdamW: Optimizer {
         }
     }
 
+    /// A step kept in device memory, for a recorded graph: hyperparameters per group (without and
+    /// with weight decay), rewritten before each replay, and the gradient norm the graph writes.
+    public final class DeviceStep {
+        let hyper: [Tensor]
+        /// ‖gradients‖₂ before clipping, written by each replay.
+        public let norm: Tensor
+        init(hyper: [Tensor], norm: Tensor) { self.hyper = hyper; self.norm = norm }
+    }
+
+    /// Makes the step's device memory (call it before recording: it must outlive the graph).
+    public func makeDeviceStep(on device: Device) throws -> DeviceStep {
+        DeviceStep(hyper: [try Tensor.zeros([9], device: device), try Tensor.zeros([9], device: device)],
+                   norm: try Tensor.zeros([1], device: device))
+    }
+
+    /// Enqueues clipping to `maxNorm` (0: none) and the update, reading the step from device memory:
+    /// what `clipGradients` and `update` do, for recording in a graph (no value is read back).
+    public func enqueueDeviceStep(_ s: DeviceStep, maxNorm: Float) throws {
+        var groups: [[AdamWTensors]] = [[], []], grads: [Tensor] = []
+        for (name, p) in parameters {
+            guard let g = p.grad, let mt = m[name], let vt = v[name] else { continue }
+            groups[decayed.contains(name) ? 1 : 0].append(AdamWTensors(param: p, grad: g, m: mt, v: vt))
+            grads.append(g)
+        }
+        guard !grads.isEmpty else { return }
+        try s.norm.assign(try Tensor.gradientNorm(grads))
+        // The factor clipGradients computes: maxNorm / (norm + 1e-6) when norm > maxNorm, else 1.
+        let one = try Tensor.full([1], value: 1, device: s.norm.device)
+        let factor = maxNorm > 0
+            ? try Tensor.where(try s.norm.affine(scale: 1, shift: -maxNorm).relu(),
+                               try Tensor.full([1], value: maxNorm, device: s.norm.device) / (try s.norm.affine(scale: 1, shift: 1e-6)), one)
+            : one
+        for (hyper, group) in zip(s.hyper, groups) where !group.isEmpty {
+            try Tensor.adamWUpdate(group, hyper: hyper, gradScale: factor)
+        }
+    }
+
+    /// Counts a step and writes its hyperparameters for the next replay of a recorded device step.
+    public func prepareDeviceStep(_ s: DeviceStep, learningRate: Float) throws {
+        step += 1
+        for (hyper, decay) in zip(s.hyper, [Float(0), weightDecay]) {
+            let h = AdamWStep(learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps, weightDecay: decay, step: step)
+            try hyper.assign(try Tensor(h.deviceLayout, shape: [9], device: hyper.device))
+        }
+    }
+
     /// Moments as named tensors for a checkpoint ("m.<name>", "v.<name>").
     public func stateTensors() -> [(String, Tensor)] {
         parameters.flatMap { [("m." + $0.name, m[$0.name]!), ("v." + $0.name, v[$0.name]!)] }

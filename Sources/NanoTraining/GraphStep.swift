@@ -26,22 +26,31 @@ public final class GraphStep: ReplayableStep {
     /// Per micro-step: the token and target tensors the graph reads, and the LM loss it writes.
     private let inputs: [(x: Tensor, y: Tensor)]
     private let losses: [Tensor]
-    public var summary: String { graph.summary }
+    /// The optimizer step recorded with forward and backward, when it was.
+    private let optimizer: (adamW: AdamW, state: AdamW.DeviceStep)?
+    public var summary: String { graph.summary + (optimizer != nil ? " (forward, backward, clipping and AdamW)" : " (forward and backward)") }
+    /// Whether a replay also clips and updates the parameters (the caller must not).
+    public var includesOptimizer: Bool { optimizer != nil }
+    /// The gradient norm before clipping of the last replay, when the optimizer is recorded.
+    public func lastGradientNorm() throws -> Float? { try optimizer.map { try $0.state.norm.item() } }
 
-    private init(graph: any DeviceGraph, inputs: [(x: Tensor, y: Tensor)], losses: [Tensor]) {
-        self.graph = graph; self.inputs = inputs; self.losses = losses
+    private init(graph: any DeviceGraph, inputs: [(x: Tensor, y: Tensor)], losses: [Tensor], optimizer: (AdamW, AdamW.DeviceStep)?) {
+        self.graph = graph; self.inputs = inputs; self.losses = losses; self.optimizer = optimizer
     }
 
     /// Records one step on `device` and runs it (by replaying the graph once). Returns the step
-    /// and the summed LM loss and tokens of its micro-steps.
-    public static func capture(task: LanguageModelTask, device: Device, microSteps: Int, generator: Generator,
-                        shard: DataShard) throws -> (step: GraphStep, lossSum: Float, tokens: Int) {
+    /// and the summed LM loss and tokens of its micro-steps. With `optimizer`, the graph also
+    /// clips the gradients to `maxNorm` and applies AdamW at `learningRate` (this step's), with
+    /// its hyperparameters in device memory, rewritten before each replay.
+    public static func capture(task: LanguageModelTask, device: Device, microSteps: Int, generator: Generator, shard: DataShard,
+                               optimizer: AdamW? = nil, maxNorm: Float = 0, learningRate: Float = 0) throws -> (step: GraphStep, lossSum: Float, tokens: Int) {
         guard let backend = try device.backend as? GraphCapturing else {
             throw TensorError.backendUnavailable(device: device, message: "its backend does not record graphs")
         }
         // Batches come from the generator in eager order; the graph reads these tensors.
         let inputs = try (0..<microSteps).map { _ in try task.trainingBatch(generator: generator, shard: shard) }
         var losses: [Tensor] = []
+        let optimizerState = try optimizer.map { try $0.makeDeviceStep(on: device) }
         // Language-model targets are tokens, never ignored: the loss needs no read-back of them.
         let graph = try GraphRecording.$targetsAreAllValid.withValue(true) {
             try backend.captureGraph {
@@ -51,14 +60,21 @@ public final class GraphStep: ReplayableStep {
                     losses.append(loss.lm)
                     try loss.total.backward(gradient: Tensor.full([], value: 1 / Float(microSteps)))
                 }
+                if let optimizer, let optimizerState { try optimizer.enqueueDeviceStep(optimizerState, maxNorm: maxNorm) }
             }
         }
-        let step = GraphStep(graph: graph, inputs: inputs, losses: losses)
+        let step = GraphStep(graph: graph, inputs: inputs, losses: losses, optimizer: optimizer.map { ($0, optimizerState!) })
+        if let optimizer, let optimizerState { try optimizer.prepareDeviceStep(optimizerState, learningRate: learningRate) }
         try graph.replay()
         return (step, try step.lossSum(), inputs.reduce(0) { $0 + $1.x.count })
     }
 
     public func run(task: LanguageModelTask, generator: Generator, shard: DataShard) throws -> (lossSum: Float, tokens: Int)? {
+        try run(task: task, generator: generator, shard: shard, learningRate: 0)
+    }
+
+    /// One step by replay; `learningRate` is this step's, for a recorded optimizer.
+    public func run(task: LanguageModelTask, generator: Generator, shard: DataShard, learningRate: Float) throws -> (lossSum: Float, tokens: Int)? {
         let batches = try inputs.map { _ in try task.trainingBatch(generator: generator, shard: shard) }
         for (batch, recorded) in zip(batches, inputs) where batch.x.shape != recorded.x.shape || batch.y.shape != recorded.y.shape {
             return nil
@@ -67,6 +83,7 @@ public final class GraphStep: ReplayableStep {
             try recorded.x.assign(batch.x)
             try recorded.y.assign(batch.y)
         }
+        if let optimizer { try optimizer.adamW.prepareDeviceStep(optimizer.state, learningRate: learningRate) }
         try graph.replay()
         return (try lossSum(), batches.reduce(0) { $0 + $1.x.count })
     }

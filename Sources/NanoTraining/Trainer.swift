@@ -231,7 +231,9 @@ public final class Trainer {
             var replayed = false
             if compiling, let lm = task as? LanguageModelTask {
                 if let step = compiled {
-                    if let r = try step.run(task: lm, generator: dataGenerator, shard: shard) {
+                    let r = try (step as? GraphStep).map { try $0.run(task: lm, generator: dataGenerator, shard: shard, learningRate: lr) }
+                        ?? step.run(task: lm, generator: dataGenerator, shard: shard)
+                    if let r {
                         (lossSum, tokens, replayed) = (r.lossSum, r.tokens, true)
                     } else {
                         log("compile: the batch shape changed; running eagerly from here on")
@@ -243,8 +245,11 @@ public final class Trainer {
                     (compiled, lossSum, tokens, replayed) = (c.step, c.lossSum, c.tokens, true)
                     log("compile: \(c.step.summary) at step \(it); later steps replay them")
                 } else if warmedUp {
+                    // The optimizer joins the graph unless fp16 loss scaling decides on the host.
                     let c = try GraphStep.capture(task: lm, device: device, microSteps: config.gradientAccumulationSteps,
-                                                  generator: dataGenerator, shard: shard)
+                                                  generator: dataGenerator, shard: shard,
+                                                  optimizer: state.lossScaler == nil ? optimizer as? AdamW : nil,
+                                                  maxNorm: config.gradClip, learningRate: lr)
                     (compiled, lossSum, tokens, replayed) = (c.step, c.lossSum, c.tokens, true)
                     log("compile: recorded a \(c.step.summary) at step \(it), after a warm-up step; later steps replay it")
                 } else {
@@ -275,9 +280,16 @@ public final class Trainer {
                 tokens = Int(totals[1])
             }
             let lossScale = state.lossScaler?.scale
-            let gradNorm = try optimizer.clipGradients(maxNorm: config.gradClip, lossScale: lossScale ?? 1)
+            let graphStep = replayed ? compiled as? GraphStep : nil
+            let gradNorm: Float
+            if let graphStep, graphStep.includesOptimizer {
+                gradNorm = try graphStep.lastGradientNorm() ?? .nan   // the graph clipped and updated
+            } else {
+                gradNorm = try optimizer.clipGradients(maxNorm: config.gradClip, lossScale: lossScale ?? 1)
+            }
             // Every rank sees the same all-reduced gradients, so all of them skip the same steps.
-            if state.lossScaler?.update(gradientsFinite: gradNorm.isFinite) ?? true {
+            if graphStep?.includesOptimizer == true {
+            } else if state.lossScaler?.update(gradientsFinite: gradNorm.isFinite) ?? true {
                 try optimizer.update(learningRate: lr)
             } else {
                 log(String(format: "iter %d: fp16 gradients overflowed at loss scale %g: step skipped, scale now %g", it, lossScale!, state.lossScaler!.scale))

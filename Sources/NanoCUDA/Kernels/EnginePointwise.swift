@@ -178,6 +178,22 @@ extern "C" __global__ void nd_adamw(float* p, const float* g, float* m, float* v
     }
 }
 
+// AdamW with the step in device memory: hyper = lr, wd, t, beta1, beta2, eps, 1 - lr·wd, lr/(1 - beta1^t),
+// 1/(1 - beta2^t) (AdamWStep.deviceLayout); the gradient is first scaled in place by gradScale[0] unless it is 1.
+extern "C" __global__ void nd_adamw_device(float* p, float* g, float* m, float* v, long long n, const float* hyper,
+                                           const float* gradScale) {
+    const float beta1 = hyper[3], beta2 = hyper[4], eps = hyper[5], decay = hyper[6], stepSize = hyper[7], invC2 = hyper[8];
+    const float f = gradScale[0];
+    ND_GRID_STRIDE(i, n) {
+        float gi = g[i];
+        if (f != 1.0f) { gi = gi * f; g[i] = gi; }
+        float m2 = beta1 * m[i] + (1.0f - beta1) * gi;
+        float v2 = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        p[i] = p[i] * decay - stepSize * m2 / (sqrtf(v2 * invC2) + eps);
+        m[i] = m2; v[i] = v2;
+    }
+}
+
 // Multi-tensor AdamW: one row per parameter (p, g, m, v, n, first chunk), chunks of 4096 elements.
 struct NdAdamTensor { float* p; const float* g; float* m; float* v; long long n; long long firstChunk; };
 

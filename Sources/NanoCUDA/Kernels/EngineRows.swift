@@ -334,6 +334,21 @@ extern "C" __global__ void nd_sum_of_squares(const float* x, double* partial, lo
     }
 }
 
+// out[0] = sqrt(Σ partial) as float: one block of 256 threads, each a fixed stride of the partials, then the warps.
+extern "C" __global__ void nd_norm_of_partials(const double* partial, long long n, float* out) {
+    __shared__ double warps[8];
+    double acc = 0.0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) acc += partial[i];
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(ND_FULL_MASK, acc, o);
+    if (threadIdx.x % 32 == 0) warps[threadIdx.x / 32] = acc;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double total = 0.0;
+        for (int w = 0; w < (int)(blockDim.x / 32); w++) total += warps[w];
+        out[0] = (float)sqrt(total);
+    }
+}
+
 // partial[2·block], partial[2·block + 1] = min and max of the block's share of an int32 tensor.
 extern "C" __global__ void nd_index_range(const int* index, int* partial, long long n) {
     __shared__ int lows[8], highs[8];

@@ -45,6 +45,33 @@ extension Tensor {
         backend.adamW(param: self, grad: grad, m: m, v: v, step)
     }
 
+    /// ‖tensors‖₂ as a one-element float32 tensor on their device, computed there (nothing is read
+    /// back, so a recorded graph can hold it).
+    public static func gradientNorm(_ tensors: [Tensor]) throws -> Tensor {
+        guard let first = tensors.first else { throw TensorError.invalidArgument(op: "gradientNorm", message: "no tensors") }
+        for t in tensors { try t.requireFloat32("gradientNorm") }
+        try requireSameDevice("gradientNorm", tensors)
+        let out = try Tensor.empty([1], device: first.device)
+        first.backend.gradientNorm(tensors, into: out)
+        return out
+    }
+
+    /// AdamW on many parameters with hyperparameters in device memory (`AdamWStep.deviceLayout`,
+    /// rewritten before each replay of a recorded step) and gradients scaled by `gradScale[0]`.
+    public static func adamWUpdate(_ tensors: [AdamWTensors], hyper: Tensor, gradScale: Tensor) throws {
+        guard let first = tensors.first else { return }
+        guard hyper.count == 9, gradScale.count == 1, hyper.dtype == .float32, gradScale.dtype == .float32 else {
+            throw TensorError.invalidArgument(op: "adamW", message: "expected float32 hyper [9] and gradScale [1], got \(hyper.shape), \(gradScale.shape)")
+        }
+        for t in tensors {
+            for x in [t.grad, t.m, t.v] where x.shape != t.param.shape || x.dtype != .float32 || t.param.dtype != .float32 {
+                throw TensorError.shapeMismatch(op: "adamW", shapes: [t.param.shape, x.shape], expected: "float32 gradient and moments shaped like the parameter")
+            }
+            try requireSameDevice("adamW", [t.param, t.grad, t.m, t.v, hyper, gradScale])
+        }
+        first.param.backend.adamW(tensors, hyper: hyper, gradScale: gradScale)
+    }
+
     /// One AdamW step on many parameters with the same hyperparameters: one call per device
     /// (on a GPU, one kernel launch for all of them).
     public static func adamWUpdate(_ tensors: [AdamWTensors], _ step: AdamWStep) throws {
