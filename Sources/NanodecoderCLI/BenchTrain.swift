@@ -100,13 +100,17 @@ struct BenchTrain: ParsableCommand {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 let value: Float
                 if compile, let replay = compiled {
-                    guard let replayed = try replay.run(task: task, generator: generator, shard: .whole) else {
+                    let run = try (replay as? GraphStep).map { try $0.run(task: task, generator: generator, shard: .whole, learningRate: cfg.learningRate) }
+                        ?? replay.run(task: task, generator: generator, shard: .whole)
+                    guard let replayed = run else {
                         throw ValidationError("--compile: the batch shape changed between steps")
                     }
                     value = replayed.lossSum
                 } else if compile && Device.current != .cpu && step > 0 {
                     // A device records a graph after one eager warm-up step.
-                    let captured = try GraphStep.capture(task: task, device: Device.current, microSteps: 1, generator: generator, shard: .whole)
+                    let captured = try GraphStep.capture(task: task, device: Device.current, microSteps: 1, generator: generator, shard: .whole,
+                                                         optimizer: cfg.computeType == .float16 ? nil : optimizer,
+                                                         maxNorm: cfg.gradClip, learningRate: cfg.learningRate)
                     (compiled, value) = (captured.step, captured.lossSum)
                     say("compile: recorded a \(captured.step.summary)")
                 } else if compile && Device.current == .cpu {
@@ -119,8 +123,10 @@ struct BenchTrain: ParsableCommand {
                     try loss.total.backward()
                     value = try loss.lm.item()
                 }
-                try optimizer.clipGradients(maxNorm: cfg.gradClip)
-                try optimizer.update(learningRate: cfg.learningRate)
+                if (compiled as? GraphStep)?.includesOptimizer != true {   // a recorded step clips and updates itself
+                    try optimizer.clipGradients(maxNorm: cfg.gradClip)
+                    try optimizer.update(learningRate: cfg.learningRate)
+                }
                 try gpu?.gpu.synchronize()   // the step's kernels have finished
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 if step == 0 { firstLoss = value }
