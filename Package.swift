@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "NanoDashboardTests", dependencies: ["NanoDashboard", "NanoTracking",
                                                              .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "NanoTrackingTests", dependencies: ["NanoTracking", "NanoTestSupport"], swiftSettings: kernelSwiftSettings),
-        .testTarget(name: "NanoCUDATests", dependencies: ["NanoCUDA", "NanoEngine", "NanoCPU"], swiftSettings: kernelSwiftSettings),
+        .testTarget(name: "NanoCUDATests", dependencies: ["NanoCUDA", "NanoEngine", "NanoCPU", "NanoTestSupport"], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoDataTests", dependencies: ["NanoData"], swiftSettings: kernelSwiftSettings),
         .testTarget(name: "NanoTrainingTests", dependencies: ["NanoEngine", "NanoCPU", "NanoNN", "NanoModels", "NanoData", "NanoTraining", "NanoTracking", "NanoDistributed", "NanoTestSupport"],
                     resources: [.copy("Fixtures")], swiftSettings: kernelSwiftSettings),

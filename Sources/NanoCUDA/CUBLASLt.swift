@@ -53,8 +53,7 @@ public final class CUBLASLt {
 
     public init(context: CUDAContext, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.context = context
-        let lib = try CUDALibraryLoader.open(["libcublasLt.so", "libcublasLt.so.13", "libcublasLt.so.12"], environment: environment)
-        func sym<F>(_ name: String, _ t: F.Type) throws -> F { try CUDALibraryLoader.symbol(lib, name, as: t, library: "libcublasLt") }
+        let sym = try CUDALibraryLoader.symbols(["libcublasLt.so", "libcublasLt.so.13", "libcublasLt.so.12"], environment: environment)
         descCreate = try sym("cublasLtMatmulDescCreate", DescCreate.self)
         descSet = try sym("cublasLtMatmulDescSetAttribute", SetAttribute.self)
         descDestroy = try sym("cublasLtMatmulDescDestroy", Destroy.self)

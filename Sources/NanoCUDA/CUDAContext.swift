@@ -57,8 +57,7 @@ public final class CUDAContext {
             throw CUDADriverError(call: "cuDeviceGet(\(ordinal))", code: 101, name: "CUDA_ERROR_INVALID_DEVICE: \(devices.count) GPU(s) visible")
         }
         device = devices[ordinal]
-        let lib = try CUDALibraryLoader.open(["libcuda.so.1", "libcuda.so"], environment: environment)
-        func sym<F>(_ name: String, _ t: F.Type) throws -> F { try CUDALibraryLoader.symbol(lib, name, as: t, library: "libcuda.so.1") }
+        let sym = try CUDALibraryLoader.driver(environment: environment)
         let errorNames = try sym("cuGetErrorName", ErrorName.self)
         errorName = errorNames
         alloc = try sym("cuMemAlloc_v2", Alloc.self)

@@ -33,8 +33,7 @@ public final class CUDADriver {
     /// Loads libcuda.so.1 and initialises it; throws a `CUDALibraryError` naming where it looked
     /// when no driver is installed, or a `CUDADriverError` when it refuses (e.g. no device).
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-        let lib = try CUDALibraryLoader.open(["libcuda.so.1", "libcuda.so"], environment: environment)
-        func sym<F>(_ name: String, _ t: F.Type) throws -> F { try CUDALibraryLoader.symbol(lib, name, as: t, library: "libcuda.so.1") }
+        let sym = try CUDALibraryLoader.driver(environment: environment)
         errorName = try sym("cuGetErrorName", ErrorName.self)
         deviceCount = try sym("cuDeviceGetCount", Count.self)
         deviceGet = try sym("cuDeviceGet", Get.self)

@@ -19,8 +19,7 @@ public final class CUDAGraph: DeviceGraph {
         let destroyExec: Destroy, destroyGraph: Destroy, getNodes: GetNodes
 
         init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-            let lib = try CUDALibraryLoader.open(["libcuda.so.1", "libcuda.so"], environment: environment)
-            func sym<F>(_ name: String, _ t: F.Type) throws -> F { try CUDALibraryLoader.symbol(lib, name, as: t, library: "libcuda.so.1") }
+            let sym = try CUDALibraryLoader.driver(environment: environment)
             beginCapture = try sym("cuStreamBeginCapture_v2", BeginCapture.self)
             endCapture = try sym("cuStreamEndCapture", EndCapture.self)
             instantiate = try sym("cuGraphInstantiateWithFlags", Instantiate.self)

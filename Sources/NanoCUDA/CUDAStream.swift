@@ -29,8 +29,7 @@ public final class CUDAStream {
     /// A non-blocking stream (CU_STREAM_NON_BLOCKING) on `context`'s device.
     public init(context: CUDAContext, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.context = context
-        let lib = try CUDALibraryLoader.open(["libcuda.so.1", "libcuda.so"], environment: environment)
-        func sym<F>(_ name: String, _ t: F.Type) throws -> F { try CUDALibraryLoader.symbol(lib, name, as: t, library: "libcuda.so.1") }
+        let sym = try CUDALibraryLoader.driver(environment: environment)
         let createStream = try sym("cuStreamCreate", StreamCreate.self)
         let createEvent = try sym("cuEventCreate", EventCreate.self)
         destroyStream = try sym("cuStreamDestroy_v2", StreamDestroy.self)

@@ -83,6 +83,25 @@ public enum CUDALibraryLoader {
         throw CUDALibraryError(library: names[0], searched: dirs, reason: lastError)
     }
 
+    /// An opened library's functions, looked up by name: `try sym("cuInit", Init.self)`.
+    public struct Symbols {
+        public let handle: UnsafeMutableRawPointer
+        public let library: String
+        public func callAsFunction<F>(_ name: String, _ type: F.Type) throws -> F {
+            try CUDALibraryLoader.symbol(handle, name, as: type, library: library)
+        }
+    }
+
+    /// Opens the first of `names` (see `open`) for looking functions up by name.
+    public static func symbols(_ names: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Symbols {
+        Symbols(handle: try open(names, environment: environment), library: names[0])
+    }
+
+    /// The NVIDIA driver's functions (libcuda.so.1).
+    public static func driver(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Symbols {
+        try symbols(["libcuda.so.1", "libcuda.so"], environment: environment)
+    }
+
     /// A function pointer from an opened library, as the given @convention(c) type.
     public static func symbol<F>(_ handle: UnsafeMutableRawPointer, _ name: String, as type: F.Type, library: String) throws -> F {
         guard let p = dlsym(handle, name) else {

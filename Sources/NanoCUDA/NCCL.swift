@@ -52,8 +52,7 @@ public final class NCCLLibrary {
     /// Loads NCCL; throws a `CUDALibraryError` naming every folder searched when it is missing.
     /// NCCL needs a GPU only to open a communicator: loading it and making ids work without one.
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-        let lib = try CUDALibraryLoader.open(["libnccl.so.2", "libnccl.so"], environment: environment)
-        func sym<F>(_ name: String, _ t: F.Type) throws -> F { try CUDALibraryLoader.symbol(lib, name, as: t, library: "libnccl.so.2") }
+        let sym = try CUDALibraryLoader.symbols(["libnccl.so.2", "libnccl.so"], environment: environment)
         errorString = try sym("ncclGetErrorString", ErrorString.self)
         lastError = try? sym("ncclGetLastError", LastError.self)   // NCCL 2.13 and newer
         getUniqueId = try sym("ncclGetUniqueId", GetUniqueId.self)
@@ -62,7 +61,7 @@ public final class NCCLLibrary {
         asyncError = try sym("ncclCommGetAsyncError", CommAsyncError.self)
         allReduce = try sym("ncclAllReduce", AllReduce.self)
         broadcast = try sym("ncclBroadcast", Broadcast.self)
-        guard let initRank = dlsym(lib, "ncclCommInitRank") else {
+        guard let initRank = dlsym(sym.handle, "ncclCommInitRank") else {
             throw CUDALibraryError(library: "libnccl.so.2", searched: [], reason: "symbol ncclCommInitRank missing (library too old?)")
         }
         commInitRank = initRank

@@ -41,8 +41,7 @@ public final class NVRTC {
 
     public init(environment: [String: String] = ProcessInfo.processInfo.environment,
                 cacheDirectory: String? = NVRTC.defaultCacheDirectory()) throws {
-        let lib = try CUDALibraryLoader.open(["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"], environment: environment)
-        func sym<F>(_ name: String, _ t: F.Type) throws -> F { try CUDALibraryLoader.symbol(lib, name, as: t, library: "libnvrtc") }
+        let sym = try CUDALibraryLoader.symbols(["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12"], environment: environment)
         create = try sym("nvrtcCreateProgram", Create.self)
         compile = try sym("nvrtcCompileProgram", Compile.self)
         destroy = try sym("nvrtcDestroyProgram", Destroy.self)

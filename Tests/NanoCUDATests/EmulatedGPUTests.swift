@@ -1,4 +1,5 @@
 import Foundation
+import NanoTestSupport
 import Testing
 
 /// The real CUDA backend on an emulated GPU (Tests/CUDAEmulator): a fake libcuda.so.1 whose
@@ -9,16 +10,14 @@ import Testing
 /// shared memory, the caching allocator, streams, CUDA-graph capture and replay, cuBLASLt calls.
 /// What it cannot show: real concurrency between GPU threads beyond the emulator's schedules,
 /// timing, and the real driver's and cuBLASLt's behaviour.
-private let emulatorRepoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
 /// NVRTC (to make the CUBINs the fake driver matches units by) and a C++ compiler for the emulator.
-private let emulatorCanRun = FileManager.default.fileExists(atPath: emulatorRepoRoot + "/.cuda-site/nvidia/cuda_nvrtc/lib")
+private let emulatorCanRun = FileManager.default.fileExists(atPath: repositoryRoot + "/.cuda-site/nvidia/cuda_nvrtc/lib")
     && (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/clang++") }
 
 @Suite(.serialized, .enabled(if: emulatorCanRun || ProcessInfo.processInfo.environment["CI"] != nil,
                              "needs clang++, python3 and .cuda-site (scripts/test.sh installs NVRTC there)"))
 struct EmulatedGPUTests {
-    static let repoRoot = emulatorRepoRoot
+    static let repoRoot = repositoryRoot
     static let binary = repoRoot + "/.build/debug/nanodecoder"
 
     /// The emulated GPU, built once per test process.
@@ -33,17 +32,8 @@ struct EmulatedGPUTests {
 
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let r = try runProcess(executable, arguments, environment: environment)
+        return (r.status, r.output)
     }
 
     /// Runs the binary against the emulated GPU (`schedule`: the emulator's thread order).

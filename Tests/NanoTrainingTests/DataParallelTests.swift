@@ -14,19 +14,7 @@ private let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileMa
 @discardableResult
 private func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
                  onStart: ((Process) -> Void)? = nil) throws -> (status: Int32, output: String, seconds: Double) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
-    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    let start = Date()
-    try p.run()
-    onStart?(p)
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self), Date().timeIntervalSince(start))
+    try runProcess(executable, arguments, environment: environment, onStart: onStart)
 }
 
 private func mpi(_ ranks: Int, _ arguments: [String], onStart: ((Process) -> Void)? = nil) throws -> (status: Int32, output: String, seconds: Double) {

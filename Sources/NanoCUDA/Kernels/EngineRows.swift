@@ -319,34 +319,33 @@ extern "C" __global__ void nd_topk(const float* x, float* values, int* indices, 
 
 // ---- Whole-tensor reductions read back by the host, one partial per block (blocks of 256 threads).
 
-// partial[block] = Σ x² over the block's share, accumulated in double.
-extern "C" __global__ void nd_sum_of_squares(const float* x, double* partial, long long n) {
+// The block's total of each thread's double `acc` (blocks of at most 256 threads), in thread 0;
+// the same order of additions every time (warp shuffles, then the warps in order).
+__device__ double nd_block_sum_double(double acc) {
     __shared__ double warps[8];
-    double acc = 0.0;
-    ND_GRID_STRIDE(i, n) { const double v = x[i]; acc += v * v; }
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(ND_FULL_MASK, acc, o);
     if (threadIdx.x % 32 == 0) warps[threadIdx.x / 32] = acc;
     __syncthreads();
-    if (threadIdx.x == 0) {
-        double total = 0.0;
+    double total = 0.0;
+    if (threadIdx.x == 0)
         for (int w = 0; w < (int)(blockDim.x / 32); w++) total += warps[w];
-        partial[blockIdx.x] = total;
-    }
+    return total;
 }
 
-// out[0] = sqrt(Σ partial) as float: one block of 256 threads, each a fixed stride of the partials, then the warps.
+// partial[block] = Σ x² over the block's share, accumulated in double.
+extern "C" __global__ void nd_sum_of_squares(const float* x, double* partial, long long n) {
+    double acc = 0.0;
+    ND_GRID_STRIDE(i, n) { const double v = x[i]; acc += v * v; }
+    const double total = nd_block_sum_double(acc);
+    if (threadIdx.x == 0) partial[blockIdx.x] = total;
+}
+
+// out[0] = sqrt(Σ partial) as float: one block, each thread a fixed stride of the partials.
 extern "C" __global__ void nd_norm_of_partials(const double* partial, long long n, float* out) {
-    __shared__ double warps[8];
     double acc = 0.0;
     for (long long i = threadIdx.x; i < n; i += blockDim.x) acc += partial[i];
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(ND_FULL_MASK, acc, o);
-    if (threadIdx.x % 32 == 0) warps[threadIdx.x / 32] = acc;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        double total = 0.0;
-        for (int w = 0; w < (int)(blockDim.x / 32); w++) total += warps[w];
-        out[0] = (float)sqrt(total);
-    }
+    const double total = nd_block_sum_double(acc);
+    if (threadIdx.x == 0) out[0] = (float)sqrt(total);
 }
 
 // partial[2·block], partial[2·block + 1] = min and max of the block's share of an int32 tensor.
