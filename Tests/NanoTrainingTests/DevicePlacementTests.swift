@@ -61,6 +61,21 @@ import Testing
         for (name, t) in a { #expect(t.bytes() == b[name]?.bytes(), "\(name)") }
     }
 
+    /// Stopped and resumed, a compiled run on a device warms up and records again, and gives the
+    /// straight compiled run's losses bitwise: the optimizer's step count, which the recorded step
+    /// reads from device memory, resumes with the checkpoint.
+    @Test func aCompiledRunOnADeviceResumesWithTheSameLosses() throws {
+        let data = try makeDataset()
+        let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"
+        var config = tinyConfig(dataset: data, runs: runs)
+        config.device = "cuda:7"
+        config.compile = true
+        let straight = try trainLogged(config, runs: runs, name: "straight")
+        let resumed = try trainStoppedAndResumed(config, runDir: runs + "/resumed", stopAt: 3)
+        #expect(resumed.first.state.step == 3 && resumed.losses.count == config.maxIters)
+        for step in 0..<config.maxIters { #expect(straight.trainer.losses[step] == resumed.losses[step], "step \(step)") }
+    }
+
     @Test func stoppingAndResumingOnAnotherDeviceMatchesTrainingStraight() throws {
         let data = try makeDataset()
         let runs = NSTemporaryDirectory() + "runs-\(UUID().uuidString)"
