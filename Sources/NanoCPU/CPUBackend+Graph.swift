@@ -2,9 +2,9 @@ import NanoEngine
 
 /// The CPU's graphs are kernel tapes: `captureGraph` records every kernel `body` launches (with
 /// the data of host writes) without running it, as a GPU records a CUDA graph, pins the memory
-/// they use, and `replay` runs them without the Swift code around them. On the CPU this mainly serves a CPU backend standing
-/// in for a GPU (`init(standingIn:)`), so the code that drives CUDA graphs is tested without one;
-/// CPU training itself uses `CompiledStep`, which also fuses row-wise kernels.
+/// they use, and `replay` runs them without the Swift code around them. This mainly serves a CPU
+/// backend standing in for a GPU (`init(standingIn:)`), so the code that drives CUDA graphs is
+/// tested without one; CPU training itself uses `CompiledStep`, which also fuses row-wise kernels.
 extension CPUBackend: GraphCapturing {
     /// True inside `captureGraph` (not while `CompiledStep` records, which reads values freely).
     public var isRecordingGraph: Bool { recordingGraph }

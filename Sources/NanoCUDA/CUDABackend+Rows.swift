@@ -203,23 +203,6 @@ extension CUDABackend {
         return download(partial, count: blocks, as: Double.self).reduce(0, +)
     }
 
-    /// Σ x² over many tensors (a gradient norm): every tensor's per-block partials go to one
-    /// buffer, read back once, so the host waits for the GPU once instead of once per tensor.
-    public func sumOfSquares(_ tensors: [Tensor]) -> Double {
-        let blocks = tensors.map { $0.count > 0 ? partialBlocks($0.count) : 0 }
-        let total = blocks.reduce(0, +)
-        guard total > 0 else { return 0 }
-        let partial = scratch(bytes: total * 8)
-        defer { releaseScratch(partial, bytes: total * 8) }
-        var offset = 0
-        for (x, n) in zip(tensors, blocks) where n > 0 {
-            launch(Self.rowsUnit, "nd_sum_of_squares", grid: (n, 1, 1), block: (256, 1, 1),
-                   [arg(x), .pointer(partial + CUDAContext.DevicePointer(offset * 8)), .int64(Int64(x.count))])
-            offset += n
-        }
-        return download(partial, count: total, as: Double.self).reduce(0, +)
-    }
-
     /// ‖tensors‖₂ into `out` on the device: per-block partials of every tensor in one buffer, then
     /// one block adds them (fixed order) and writes the square root as float32. Nothing is read
     /// back, so recorded graphs hold it.

@@ -188,9 +188,6 @@ public protocol Backend: AnyObject {
     func sumOfSquares(_ x: Tensor) -> Double
     /// True while a graph is recorded (see the default in the extension below).
     var isRecordingGraph: Bool { get }
-    /// Σ x² over several float32 tensors of this backend (a gradient norm): a GPU reads back one
-    /// buffer of partial sums instead of waiting once per tensor.
-    func sumOfSquares(_ tensors: [Tensor]) -> Double
     /// Largest absolute int32 value, used by index ops to validate before touching memory.
     func indexRange(_ index: Tensor) -> (min: Int32, max: Int32)
 }
@@ -204,7 +201,4 @@ extension Backend {
     public func adamW(_ tensors: [AdamWTensors], _ h: AdamWStep) {
         for t in tensors { adamW(param: t.param, grad: t.grad, m: t.m, v: t.v, h) }
     }
-
-    /// Tensor by tensor, in order.
-    public func sumOfSquares(_ tensors: [Tensor]) -> Double { tensors.reduce(0) { $0 + sumOfSquares($1) } }
 }

@@ -52,8 +52,25 @@ public final class AdamW: Optimizer {
         Set(trainable.filter { $0.tensor.rank >= 2 }.map(\.name))
     }
 
+    /// ‖gradients‖₂, computed on their device and read back once.
     public func gradientNorm() throws -> Float {
-        Float(try Tensor.sumOfSquares(parameters.compactMap { $0.1.grad }).squareRoot())
+        let grads = parameters.compactMap { $0.tensor.grad }
+        return grads.isEmpty ? 0 : try Tensor.gradientNorm(grads).item()
+    }
+
+    /// The parameters that have gradients, with their moments: [without weight decay, with it].
+    private func groups() -> [[AdamWTensors]] {
+        var groups: [[AdamWTensors]] = [[], []]
+        for (name, p) in parameters {
+            guard let g = p.grad, let mt = m[name], let vt = v[name] else { continue }
+            groups[decayed.contains(name) ? 1 : 0].append(AdamWTensors(param: p, grad: g, m: mt, v: vt))
+        }
+        return groups
+    }
+
+    /// The step's hyperparameters for the group without (0) or with (1) weight decay.
+    private func hyperparameters(group: Int, learningRate: Float) -> AdamWStep {
+        AdamWStep(learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps, weightDecay: group == 1 ? weightDecay : 0, step: step)
     }
 
     /// Unscales gradients by `lossScale`, clips them to `maxNorm` (0: no clipping) and returns the
@@ -79,14 +96,8 @@ public final class AdamW: Optimizer {
     public func update(learningRate: Float) throws {
         step += 1
         // Two groups (with and without weight decay), each one call for all its parameters.
-        var groups: [[AdamWTensors]] = [[], []]
-        for (name, p) in parameters {
-            guard let g = p.grad, let mt = m[name], let vt = v[name] else { continue }
-            groups[decayed.contains(name) ? 1 : 0].append(AdamWTensors(param: p, grad: g, m: mt, v: vt))
-        }
-        for (decay, group) in zip([Float(0), weightDecay], groups) where !group.isEmpty {
-            try Tensor.adamWUpdate(group, AdamWStep(learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
-                                                    weightDecay: decay, step: step))
+        for (i, group) in groups().enumerated() where !group.isEmpty {
+            try Tensor.adamWUpdate(group, hyperparameters(group: i, learningRate: learningRate))
         }
     }
 
@@ -108,12 +119,8 @@ public final class AdamW: Optimizer {
     /// Enqueues clipping to `maxNorm` (0: none) and the update, reading the step from device memory:
     /// what `clipGradients` and `update` do, for recording in a graph (no value is read back).
     public func enqueueDeviceStep(_ s: DeviceStep, maxNorm: Float) throws {
-        var groups: [[AdamWTensors]] = [[], []], grads: [Tensor] = []
-        for (name, p) in parameters {
-            guard let g = p.grad, let mt = m[name], let vt = v[name] else { continue }
-            groups[decayed.contains(name) ? 1 : 0].append(AdamWTensors(param: p, grad: g, m: mt, v: vt))
-            grads.append(g)
-        }
+        let groups = groups()
+        let grads = parameters.compactMap { $0.tensor.grad }
         guard !grads.isEmpty else { return }
         try s.norm.assign(try Tensor.gradientNorm(grads))
         // The factor clipGradients computes: maxNorm / (norm + 1e-6) when norm > maxNorm, else 1.
@@ -130,9 +137,8 @@ public final class AdamW: Optimizer {
     /// Counts a step and writes its hyperparameters for the next replay of a recorded device step.
     public func prepareDeviceStep(_ s: DeviceStep, learningRate: Float) throws {
         step += 1
-        for (hyper, decay) in zip(s.hyper, [Float(0), weightDecay]) {
-            let h = AdamWStep(learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps, weightDecay: decay, step: step)
-            try hyper.assign(try Tensor(h.deviceLayout, shape: [9], device: hyper.device))
+        for (i, hyper) in s.hyper.enumerated() {
+            try hyper.assign(try Tensor(hyperparameters(group: i, learningRate: learningRate).deviceLayout, shape: [9], device: hyper.device))
         }
     }
 

@@ -3,15 +3,26 @@ import NanoEngine
 /// A training step's forward and backward that replays without the Swift code that built it:
 /// `CompiledStep` on the CPU, `GraphStep` on a device that records graphs.
 public protocol ReplayableStep: AnyObject {
-    /// One step's forward and backward by replay, with the same batches eager mode would draw;
-    /// nil (nothing run) when a batch's shape differs from the recorded one.
-    func run(task: LanguageModelTask, generator: Generator, shard: DataShard) throws -> (lossSum: Float, tokens: Int)?
+    /// One step by replay, with the same batches eager mode would draw; nil (nothing run) when a
+    /// batch's shape differs from the recorded one. `learningRate` is this step's, for a step that
+    /// recorded the optimizer too.
+    func run(task: LanguageModelTask, generator: Generator, shard: DataShard, learningRate: Float) throws -> (lossSum: Float, tokens: Int)?
     /// For the log: what was recorded.
     var summary: String { get }
+    /// Whether a replay also clips and updates the parameters (the caller must not).
+    var includesOptimizer: Bool { get }
+    /// The gradient norm before clipping of the last replay, when the optimizer is recorded.
+    func lastGradientNorm() throws -> Float?
 }
 
 extension CompiledStep: ReplayableStep {
     public var summary: String { "recorded \(recordedCount) kernels, \(kernelCount) after fusing row-wise chains" }
+    /// The CPU's compiled step records forward and backward only.
+    public var includesOptimizer: Bool { false }
+    public func lastGradientNorm() throws -> Float? { nil }
+    public func run(task: LanguageModelTask, generator: Generator, shard: DataShard, learningRate: Float) throws -> (lossSum: Float, tokens: Int)? {
+        try run(task: task, generator: generator, shard: shard)
+    }
 }
 
 /// `compile: true` on a device whose backend records graphs (`GraphCapturing`: CUDA graphs on
@@ -19,8 +30,9 @@ extension CompiledStep: ReplayableStep {
 /// plans), the next step's forward and backward over every micro-step, gradients zeroed first,
 /// are recorded as one graph, and every step from then on writes its batches into the recorded
 /// input tensors and replays the graph: one launch instead of thousands, and no Swift on the
-/// host between kernels. The optimizer update stays eager (its learning rate and clipping
-/// factor are host values that change every step).
+/// host between kernels. Given the optimizer, the graph also computes the gradient norm, clips
+/// and applies AdamW, reading the step's hyperparameters from device memory rewritten before
+/// each replay (`AdamW.DeviceStep`).
 public final class GraphStep: ReplayableStep {
     private let graph: any DeviceGraph
     /// Per micro-step: the token and target tensors the graph reads, and the LM loss it writes.
@@ -29,9 +41,7 @@ public final class GraphStep: ReplayableStep {
     /// The optimizer step recorded with forward and backward, when it was.
     private let optimizer: (adamW: AdamW, state: AdamW.DeviceStep)?
     public var summary: String { graph.summary + (optimizer != nil ? " (forward, backward, clipping and AdamW)" : " (forward and backward)") }
-    /// Whether a replay also clips and updates the parameters (the caller must not).
     public var includesOptimizer: Bool { optimizer != nil }
-    /// The gradient norm before clipping of the last replay, when the optimizer is recorded.
     public func lastGradientNorm() throws -> Float? { try optimizer.map { try $0.state.norm.item() } }
 
     private init(graph: any DeviceGraph, inputs: [(x: Tensor, y: Tensor)], losses: [Tensor], optimizer: (AdamW, AdamW.DeviceStep)?) {
@@ -69,11 +79,6 @@ public final class GraphStep: ReplayableStep {
         return (step, try step.lossSum(), inputs.reduce(0) { $0 + $1.x.count })
     }
 
-    public func run(task: LanguageModelTask, generator: Generator, shard: DataShard) throws -> (lossSum: Float, tokens: Int)? {
-        try run(task: task, generator: generator, shard: shard, learningRate: 0)
-    }
-
-    /// One step by replay; `learningRate` is this step's, for a recorded optimizer.
     public func run(task: LanguageModelTask, generator: Generator, shard: DataShard, learningRate: Float) throws -> (lossSum: Float, tokens: Int)? {
         let batches = try inputs.map { _ in try task.trainingBatch(generator: generator, shard: shard) }
         for (batch, recorded) in zip(batches, inputs) where batch.x.shape != recorded.x.shape || batch.y.shape != recorded.y.shape {

@@ -231,9 +231,7 @@ public final class Trainer {
             var replayed = false
             if compiling, let lm = task as? LanguageModelTask {
                 if let step = compiled {
-                    let r = try (step as? GraphStep).map { try $0.run(task: lm, generator: dataGenerator, shard: shard, learningRate: lr) }
-                        ?? step.run(task: lm, generator: dataGenerator, shard: shard)
-                    if let r {
+                    if let r = try step.run(task: lm, generator: dataGenerator, shard: shard, learningRate: lr) {
                         (lossSum, tokens, replayed) = (r.lossSum, r.tokens, true)
                     } else {
                         log("compile: the batch shape changed; running eagerly from here on")
@@ -280,15 +278,12 @@ public final class Trainer {
                 tokens = Int(totals[1])
             }
             let lossScale = state.lossScaler?.scale
-            let graphStep = replayed ? compiled as? GraphStep : nil
-            let gradNorm: Float
-            if let graphStep, graphStep.includesOptimizer {
-                gradNorm = try graphStep.lastGradientNorm() ?? .nan   // the graph clipped and updated
-            } else {
-                gradNorm = try optimizer.clipGradients(maxNorm: config.gradClip, lossScale: lossScale ?? 1)
-            }
+            let recordedOptimizer = replayed && compiled?.includesOptimizer == true   // the replay clipped and updated
+            let gradNorm = recordedOptimizer ? try compiled?.lastGradientNorm() ?? .nan
+                                             : try optimizer.clipGradients(maxNorm: config.gradClip, lossScale: lossScale ?? 1)
             // Every rank sees the same all-reduced gradients, so all of them skip the same steps.
-            if graphStep?.includesOptimizer == true {
+            if recordedOptimizer {
+                // done by the graph
             } else if state.lossScaler?.update(gradientsFinite: gradNorm.isFinite) ?? true {
                 try optimizer.update(learningRate: lr)
             } else {

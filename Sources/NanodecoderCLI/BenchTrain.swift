@@ -100,9 +100,7 @@ struct BenchTrain: ParsableCommand {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 let value: Float
                 if compile, let replay = compiled {
-                    let run = try (replay as? GraphStep).map { try $0.run(task: task, generator: generator, shard: .whole, learningRate: cfg.learningRate) }
-                        ?? replay.run(task: task, generator: generator, shard: .whole)
-                    guard let replayed = run else {
+                    guard let replayed = try replay.run(task: task, generator: generator, shard: .whole, learningRate: cfg.learningRate) else {
                         throw ValidationError("--compile: the batch shape changed between steps")
                     }
                     value = replayed.lossSum
@@ -123,7 +121,7 @@ struct BenchTrain: ParsableCommand {
                     try loss.total.backward()
                     value = try loss.lm.item()
                 }
-                if (compiled as? GraphStep)?.includesOptimizer != true {   // a recorded step clips and updates itself
+                if compiled?.includesOptimizer != true {   // a recorded step clips and updates itself
                     try optimizer.clipGradients(maxNorm: cfg.gradClip)
                     try optimizer.update(learningRate: cfg.learningRate)
                 }

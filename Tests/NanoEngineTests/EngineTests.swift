@@ -119,17 +119,19 @@ import Testing
     }
 }
 
-/// A gradient norm over many tensors: every tensor counted once, on whatever device each is, and
-/// non-float tensors refused by name.
-@Suite struct SumOfSquaresTests {
-    @Test func manyTensorsSumAsOne() throws {
+/// A gradient norm over many tensors, computed on their device: every tensor counted once (empty
+/// ones too), tensors on several devices and non-float tensors refused by name.
+@Suite struct GradientNormTests {
+    @Test func manyTensorsMakeOneNorm() throws {
         let a = try Tensor([1, -2, 3], shape: [3]), b = try Tensor([0.5], shape: [1]), empty = try Tensor.zeros([0])
         let standIn = Device.cuda(9)
         BackendRegistry.register(CPUBackend(standingIn: standIn))
         let c = try Tensor([2, 2], shape: [2]).to(standIn)
-        #expect(try Tensor.sumOfSquares([a, empty, c, b]) == 14 + 8 + 0.25)
-        #expect(try Tensor.sumOfSquares([]) == 0)
-        #expect { _ = try Tensor.sumOfSquares([a, try Tensor(indices: [1], shape: [1])]) } throws: { "\($0)".contains("sumOfSquares") }
+        #expect(try Tensor.gradientNorm([a, empty, b]).item() == Float((14.25 as Double).squareRoot()))
+        #expect(try Tensor.gradientNorm([c]).device == standIn && (try Tensor.gradientNorm([c]).item()) == Float((8 as Double).squareRoot()))
+        #expect { _ = try Tensor.gradientNorm([]) } throws: { "\($0)".contains("gradientNorm") }
+        #expect { _ = try Tensor.gradientNorm([a, c]) } throws: { "\($0)".contains("cuda:9") }
+        #expect { _ = try Tensor.gradientNorm([a, try Tensor(indices: [1], shape: [1])]) } throws: { "\($0)".contains("gradientNorm") }
     }
 }
 

@@ -26,17 +26,6 @@ extension Tensor {
         return backend.sumOfSquares(self)
     }
 
-    /// Σ x² over all of `tensors` (double accumulation; one read-back per device): a gradient norm.
-    public static func sumOfSquares(_ tensors: [Tensor]) throws -> Double {
-        var byDevice: [Device: [Tensor]] = [:], order: [Device] = []
-        for t in tensors {
-            try t.requireFloat32("sumOfSquares")
-            if byDevice[t.device] == nil { order.append(t.device) }
-            byDevice[t.device, default: []].append(t)
-        }
-        return order.reduce(0) { $0 + byDevice[$1]![0].backend.sumOfSquares(byDevice[$1]!) }
-    }
-
     /// One AdamW step on this parameter with its gradient and moment buffers.
     public func adamWUpdate(grad: Tensor, m: Tensor, v: Tensor, _ step: AdamWStep) throws {
         for t in [grad, m, v] where t.shape != shape || t.dtype != .float32 {
@@ -63,12 +52,7 @@ extension Tensor {
         guard hyper.count == 9, gradScale.count == 1, hyper.dtype == .float32, gradScale.dtype == .float32 else {
             throw TensorError.invalidArgument(op: "adamW", message: "expected float32 hyper [9] and gradScale [1], got \(hyper.shape), \(gradScale.shape)")
         }
-        for t in tensors {
-            for x in [t.grad, t.m, t.v] where x.shape != t.param.shape || x.dtype != .float32 || t.param.dtype != .float32 {
-                throw TensorError.shapeMismatch(op: "adamW", shapes: [t.param.shape, x.shape], expected: "float32 gradient and moments shaped like the parameter")
-            }
-            try requireSameDevice("adamW", [t.param, t.grad, t.m, t.v, hyper, gradScale])
-        }
+        for t in tensors { try requireAdamW(t, alongside: [hyper, gradScale]) }
         first.param.backend.adamW(tensors, hyper: hyper, gradScale: gradScale)
     }
 
@@ -77,13 +61,18 @@ extension Tensor {
     public static func adamWUpdate(_ tensors: [AdamWTensors], _ step: AdamWStep) throws {
         var byDevice: [Device: [AdamWTensors]] = [:], order: [Device] = []
         for t in tensors {
-            for x in [t.grad, t.m, t.v] where x.shape != t.param.shape || x.dtype != .float32 || t.param.dtype != .float32 {
-                throw TensorError.shapeMismatch(op: "adamW", shapes: [t.param.shape, x.shape], expected: "float32 gradient and moments shaped like the parameter")
-            }
-            try requireSameDevice("adamW", [t.param, t.grad, t.m, t.v])
+            try requireAdamW(t)
             if byDevice[t.param.device] == nil { order.append(t.param.device) }
             byDevice[t.param.device, default: []].append(t)
         }
         for d in order { byDevice[d]![0].param.backend.adamW(byDevice[d]!, step) }
+    }
+
+    /// A parameter, its gradient and moments: float32, one shape, on one device (with `alongside`).
+    private static func requireAdamW(_ t: AdamWTensors, alongside: [Tensor] = []) throws {
+        for x in [t.grad, t.m, t.v] where x.shape != t.param.shape || x.dtype != .float32 || t.param.dtype != .float32 {
+            throw TensorError.shapeMismatch(op: "adamW", shapes: [t.param.shape, x.shape], expected: "float32 gradient and moments shaped like the parameter")
+        }
+        try requireSameDevice("adamW", [t.param, t.grad, t.m, t.v] + alongside)
     }
 }
