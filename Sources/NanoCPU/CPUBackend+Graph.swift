@@ -28,6 +28,15 @@ extension CPUBackend: GraphCapturing {
         tape.endSegment()
         return TapeGraph(tape: tape, backend: self)
     }
+
+    /// Runs host work on `tensors` in kernel order: now, and at each replay when a recording
+    /// holds it; only at replay while a graph is recorded (as a GPU stream would run it). The
+    /// stand-in collective's MPI reductions go through here, so a recorded data-parallel step
+    /// reduces its gradients at every replay.
+    public func runInKernelOrder(_ tensors: [Tensor], name: String, _ work: @escaping ([Tensor]) -> Void) {
+        recording?.record(self, tensors, name: name) { _, aliases in work(aliases.map { $0! }) }
+        if !recordOnly { work(tensors) }
+    }
 }
 
 /// A recorded `KernelTape` as a `DeviceGraph`: its memory stays pinned while it lives.

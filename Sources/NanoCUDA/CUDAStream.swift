@@ -2,11 +2,14 @@ import Foundation
 
 /// A CUDA stream of its own, with the events that order it against the backend's stream.
 ///
-/// The backend runs every kernel on the legacy default stream. That stream implicitly waits for
-/// (and is waited for by) every *blocking* stream, so a stream that must run beside it (NCCL's
-/// reductions during backward) is created non-blocking, and the two are ordered with events
-/// only where they must be: `waitFor(defaultStream:)` before work that reads what the kernels
-/// wrote, `makeDefaultStreamWait()` before kernels that read what this stream wrote.
+/// The backend runs every kernel on its context's current stream (`CUDAContext.stream`): the
+/// legacy default stream, or the capture stream while a graph is recorded. The legacy stream
+/// implicitly waits for (and is waited for by) every *blocking* stream, so a stream that must run
+/// beside it (NCCL's reductions during backward) is created non-blocking, and the two are ordered
+/// with events only where they must be: `waitForDefaultStream()` before work that reads what the
+/// kernels wrote, `makeDefaultStreamWait()` before kernels that read what this stream wrote.
+/// While a graph is recorded those events fork this stream into the capture and join it back, so
+/// the graph holds this stream's work too, in the same order.
 public final class CUDAStream {
     private typealias StreamCreate = @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Int32
     private typealias StreamDestroy = @convention(c) (OpaquePointer?) -> Int32
@@ -21,7 +24,7 @@ public final class CUDAStream {
     private let context: CUDAContext
     private let destroyStream: StreamDestroy, synchronizeStream: StreamSynchronize, destroyEvent: EventDestroy
     private let record: EventRecord, streamWait: StreamWaitEvent
-    /// Recorded on the default stream: "the kernels enqueued so far are done".
+    /// Recorded on the kernels' stream: "the kernels enqueued so far are done".
     private let kernelsDone: OpaquePointer?
     /// Recorded on this stream: "the work enqueued here so far is done".
     private let workDone: OpaquePointer?
@@ -56,19 +59,19 @@ public final class CUDAStream {
     }
 
     /// Work enqueued on this stream from now on starts after the kernels already enqueued on the
-    /// default stream (the host does not wait).
+    /// kernels' stream (the host does not wait).
     public func waitForDefaultStream() throws {
         try context.makeCurrent()
-        try context.check("cuEventRecord(default stream)", record(kernelsDone, nil))
+        try context.check("cuEventRecord(kernel stream)", record(kernelsDone, context.stream))
         try context.check("cuStreamWaitEvent", streamWait(handle, kernelsDone, 0))
     }
 
-    /// Kernels enqueued on the default stream from now on start after the work already enqueued
+    /// Kernels enqueued on the kernels' stream from now on start after the work already enqueued
     /// on this stream (the host does not wait).
     public func makeDefaultStreamWait() throws {
         try context.makeCurrent()
         try context.check("cuEventRecord(stream)", record(workDone, handle))
-        try context.check("cuStreamWaitEvent(default stream)", streamWait(nil, workDone, 0))
+        try context.check("cuStreamWaitEvent(kernel stream)", streamWait(context.stream, workDone, 0))
     }
 
     /// Blocks the host until this stream's work is done.

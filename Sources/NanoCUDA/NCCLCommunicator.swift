@@ -16,7 +16,9 @@ extension NCCLUniqueId {
 /// Reductions run on a non-blocking stream of their own (`CUDAStream`), each after the kernels
 /// that filled its buffer, so backward's remaining kernels on the default stream run while
 /// earlier buckets travel; `waitForReductions` makes the default stream wait for them, and the
-/// host never blocks. Written against nccl.h; not yet run on GPUs (see the README's table).
+/// host never blocks. While a graph is recorded the reductions join it (the stream forks from
+/// the capture stream and joins it again) and run at each replay. Written against nccl.h; run on
+/// the emulated GPU's stand-in NCCL, not yet on GPUs (see the README's table).
 public final class NCCLCommunicator: DeviceCollective {
     public let device: Device
     public let rank: Int
@@ -64,6 +66,16 @@ public final class NCCLCommunicator: DeviceCollective {
     }
 
     public func waitForReductions() throws {
+        try checkForErrors()
+        guard pending else { return }
+        try stream.makeDefaultStreamWait()
+        pending = false
+    }
+
+    /// NCCL records its collectives into CUDA graphs since 2.9.
+    public var recordsInGraphs: Bool { library.versionCode >= 20900 }
+
+    public func checkForErrors() throws {
         guard !aborted else { throw NCCLError(call: "ncclAllReduce", code: 5, message: "the communicator was aborted after an earlier error") }
         var asyncError: Int32 = 0
         try library.check("ncclCommGetAsyncError", library.asyncError(comm, &asyncError), comm: comm)
@@ -72,8 +84,5 @@ public final class NCCLCommunicator: DeviceCollective {
             defer { _ = library.commAbort(comm); aborted = true }
             try library.check("an earlier NCCL reduction", asyncError, comm: comm)
         }
-        guard pending else { return }
-        try stream.makeDefaultStreamWait()
-        pending = false
     }
 }

@@ -19,4 +19,12 @@ public protocol DeviceCollective: AnyObject {
 
     /// Makes work enqueued on the device from now on wait for every reduction enqueued so far.
     func waitForReductions() throws
+
+    /// Whether reductions enqueued while the device records a graph (`GraphCapturing`) join the
+    /// graph and run at each replay, so a data-parallel step can be recorded whole.
+    var recordsInGraphs: Bool { get }
+
+    /// Throws the error of a reduction that failed after it was enqueued (NCCL's asynchronous
+    /// errors; a reduction inside a replayed graph). Every rank calls it after each step.
+    func checkForErrors() throws
 }

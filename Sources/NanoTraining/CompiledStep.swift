@@ -21,12 +21,16 @@ public final class CompiledStep {
     private let inputs: [(x: Tensor, y: Tensor)]
     private let losses: [Tensor]
 
-    /// Why a task/config cannot be compiled (nil when it can).
+    /// Why a task/config cannot be compiled (nil when it can). `distributed`: gradients are
+    /// reduced across ranks by something a recording cannot hold (MPI on host memory).
     public static func unsupported(task: any TrainingTask, config: TrainConfig, distributed: Bool) -> String? {
         guard let lm = task as? LanguageModelTask else { return "only pre-training is compiled (fine-tuning batches change shape)" }
         if lm.model.config.moe != nil { return "MoE routing is decided on the host every step" }
         if config.dropout > 0 { return "dropout draws new masks every step" }
-        if distributed { return "data parallelism all-reduces gradients during backward" }
+        if distributed {
+            return "data parallelism reduces gradients with MPI in host memory during backward, which a recording cannot hold "
+                + "(on GPUs, NCCL's reductions are recorded: device.collective: auto or nccl)"
+        }
         if config.trainingDevice != .cpu && !((try? config.trainingDevice.backend) is any GraphCapturing) {
             return "\(config.device)'s backend does not record graphs"
         }

@@ -136,6 +136,16 @@ final class GradientBucketer {
     }
 
     func takeWaitTime() -> Double { defer { waitSeconds = 0 }; return waitSeconds }
+
+    /// Backward from `loss`, seeded with `seed`. With `bucketer` (the last micro-step of a
+    /// data-parallel step: its hook sees the accumulated gradients), the gradients are also
+    /// averaged across ranks, bucket by bucket as backward finishes them.
+    static func backward(_ loss: Tensor, seed: Tensor, reducingWith bucketer: GradientBucketer?) throws {
+        guard let bucketer else { return try loss.backward(gradient: seed) }
+        bucketer.begin()
+        try loss.backward(gradient: seed, onGradientReady: bucketer.gradientReady)
+        try bucketer.finish()
+    }
 }
 
 /// A stable 64-bit FNV-1a hash, to compare configs and data files across ranks.

@@ -30,7 +30,9 @@ extension CompiledStep: ReplayableStep {
 /// plans), the next step's forward and backward over every micro-step, gradients zeroed first,
 /// are recorded as one graph, and every step from then on writes its batches into the recorded
 /// input tensors and replays the graph: one launch instead of thousands, and no Swift on the
-/// host between kernels. Given the optimizer, the graph also computes the gradient norm, clips
+/// host between kernels. Under data parallelism the gradient buckets' reductions (a
+/// `DeviceCollective` that `recordsInGraphs`: NCCL) are recorded too, in the order backward
+/// starts them. Given the optimizer, the graph also computes the gradient norm, clips
 /// and applies AdamW, reading the step's hyperparameters from device memory rewritten before
 /// each replay (`AdamW.DeviceStep`).
 public final class GraphStep: ReplayableStep {
@@ -40,22 +42,42 @@ public final class GraphStep: ReplayableStep {
     private let losses: [Tensor]
     /// The optimizer step recorded with forward and backward, when it was.
     private let optimizer: (adamW: AdamW, state: AdamW.DeviceStep)?
-    public var summary: String { graph.summary + (optimizer != nil ? " (forward, backward, clipping and AdamW)" : " (forward and backward)") }
+    /// The collective whose reductions the graph holds, asked after each replay for errors.
+    private let collective: DeviceCollective?
+    public var summary: String {
+        let parts = ["forward", "backward"] + (collective != nil ? ["all-reduce"] : []) + (optimizer != nil ? ["clipping", "AdamW"] : [])
+        return graph.summary + " (" + parts.dropLast().joined(separator: ", ") + " and " + parts.last! + ")"
+    }
     public var includesOptimizer: Bool { optimizer != nil }
     public func lastGradientNorm() throws -> Float? { try optimizer.map { try $0.state.norm.item() } }
 
-    private init(graph: any DeviceGraph, inputs: [(x: Tensor, y: Tensor)], losses: [Tensor], optimizer: (AdamW, AdamW.DeviceStep)?) {
-        self.graph = graph; self.inputs = inputs; self.losses = losses; self.optimizer = optimizer
+    private init(graph: any DeviceGraph, inputs: [(x: Tensor, y: Tensor)], losses: [Tensor], optimizer: (AdamW, AdamW.DeviceStep)?,
+                 collective: DeviceCollective?) {
+        self.graph = graph; self.inputs = inputs; self.losses = losses; self.optimizer = optimizer; self.collective = collective
     }
 
     /// Records one step on `device` and runs it (by replaying the graph once). Returns the step
     /// and the summed LM loss and tokens of its micro-steps. With `optimizer`, the graph also
     /// clips the gradients to `maxNorm` and applies AdamW at `learningRate` (this step's), with
-    /// its hyperparameters in device memory, rewritten before each replay.
+    /// its hyperparameters in device memory, rewritten before each replay. With `bucketer`, the
+    /// last micro-step's backward also averages the gradients across ranks in the graph.
     public static func capture(task: LanguageModelTask, device: Device, microSteps: Int, generator: Generator, shard: DataShard,
                                optimizer: AdamW? = nil, maxNorm: Float = 0, learningRate: Float = 0) throws -> (step: GraphStep, lossSum: Float, tokens: Int) {
+        try capture(task: task, device: device, microSteps: microSteps, generator: generator, shard: shard, bucketer: nil,
+                    optimizer: optimizer, maxNorm: maxNorm, learningRate: learningRate)
+    }
+
+    static func capture(task: LanguageModelTask, device: Device, microSteps: Int, generator: Generator, shard: DataShard,
+                        bucketer: GradientBucketer?, optimizer: AdamW?, maxNorm: Float,
+                        learningRate: Float) throws -> (step: GraphStep, lossSum: Float, tokens: Int) {
         guard let backend = try device.backend as? GraphCapturing else {
             throw TensorError.backendUnavailable(device: device, message: "its backend does not record graphs")
+        }
+        if let bucketer {
+            guard let collective = bucketer.collective, collective.recordsInGraphs else {
+                throw TensorError.invalidArgument(op: "GraphStep.capture", message: "the gradients are reduced by "
+                    + (bucketer.collective.map { "\($0.name), which cannot be recorded into a graph" } ?? "MPI in host memory, which a graph cannot hold"))
+            }
         }
         // Batches come from the generator in eager order; the graph reads these tensors.
         let inputs = try (0..<microSteps).map { _ in try task.trainingBatch(generator: generator, shard: shard) }
@@ -65,17 +87,19 @@ public final class GraphStep: ReplayableStep {
         let graph = try GraphRecording.$targetsAreAllValid.withValue(true) {
             try backend.captureGraph {
                 task.module.zeroGrad()
-                for (x, y) in inputs {
+                for (micro, (x, y)) in inputs.enumerated() {
                     let loss = try task.model.loss(x, targets: y, training: true)
                     losses.append(loss.lm)
-                    try loss.total.backward(gradient: Tensor.full([], value: 1 / Float(microSteps)))
+                    try GradientBucketer.backward(loss.total, seed: Tensor.full([], value: 1 / Float(microSteps)),
+                                                  reducingWith: micro == microSteps - 1 ? bucketer : nil)
                 }
                 if let optimizer, let optimizerState { try optimizer.enqueueDeviceStep(optimizerState, maxNorm: maxNorm) }
             }
         }
-        let step = GraphStep(graph: graph, inputs: inputs, losses: losses, optimizer: optimizer.map { ($0, optimizerState!) })
+        let step = GraphStep(graph: graph, inputs: inputs, losses: losses, optimizer: optimizer.map { ($0, optimizerState!) },
+                             collective: bucketer?.collective)
         if let optimizer, let optimizerState { try optimizer.prepareDeviceStep(optimizerState, learningRate: learningRate) }
-        try graph.replay()
+        try step.replay()
         return (step, try step.lossSum(), inputs.reduce(0) { $0 + $1.x.count })
     }
 
@@ -89,8 +113,13 @@ public final class GraphStep: ReplayableStep {
             try recorded.y.assign(batch.y)
         }
         if let optimizer { try optimizer.adamW.prepareDeviceStep(optimizer.state, learningRate: learningRate) }
-        try graph.replay()
+        try replay()
         return (try lossSum(), batches.reduce(0) { $0 + $1.x.count })
+    }
+
+    private func replay() throws {
+        try graph.replay()
+        try collective?.checkForErrors()
     }
 
     private func lossSum() throws -> Float { try losses.reduce(0) { $0 + (try $1.item()) } }

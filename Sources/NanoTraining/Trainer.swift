@@ -183,7 +183,9 @@ public final class Trainer {
         var compiled: (any ReplayableStep)? = nil
         var warmedUp = device == .cpu
         var compiling = config.compile
-        if compiling, let reason = CompiledStep.unsupported(task: task, config: config, distributed: communicator.isDistributed) {
+        // A data-parallel step can be recorded when its device collective joins graphs (NCCL).
+        let reducesOnHost = communicator.isDistributed && !(bucketer?.collective?.recordsInGraphs ?? false)
+        if compiling, let reason = CompiledStep.unsupported(task: task, config: config, distributed: reducesOnHost) {
             log("compile: running eagerly: \(reason)")
             compiling = false
         }
@@ -245,7 +247,7 @@ public final class Trainer {
                 } else if warmedUp {
                     // The optimizer joins the graph unless fp16 loss scaling decides on the host.
                     let c = try GraphStep.capture(task: lm, device: device, microSteps: config.gradientAccumulationSteps,
-                                                  generator: dataGenerator, shard: shard,
+                                                  generator: dataGenerator, shard: shard, bucketer: bucketer,
                                                   optimizer: state.lossScaler == nil ? optimizer as? AdamW : nil,
                                                   maxNorm: config.gradClip, learningRate: lr)
                     (compiled, lossSum, tokens, replayed) = (c.step, c.lossSum, c.tokens, true)
@@ -262,14 +264,8 @@ public final class Trainer {
                 try parts.add(loss, steps: config.gradientAccumulationSteps)
                 // fp16: backward starts from the loss scale; clipGradients divides it out again.
                 let seed = try Tensor.full([], value: (state.lossScaler?.scale ?? 1) / Float(config.gradientAccumulationSteps))
-                if let bucketer, micro == config.gradientAccumulationSteps - 1 {
-                    // Only the last micro-step communicates: its hook sees the accumulated gradients.
-                    bucketer.begin()
-                    try loss.total.backward(gradient: seed, onGradientReady: bucketer.gradientReady)
-                    try bucketer.finish()
-                } else {
-                    try loss.total.backward(gradient: seed)
-                }
+                try GradientBucketer.backward(loss.total, seed: seed,
+                                              reducingWith: micro == config.gradientAccumulationSteps - 1 ? bucketer : nil)
             }
             if communicator.isDistributed {
                 // The logged loss is the mean over ranks; tokens are counted over all ranks.

@@ -30,17 +30,20 @@ private func trainArguments(dataset: String, runs: String, name: String, steps: 
      "--set", "tracking.plots=false", "--set", "tracking.sample_tokens=0", "--set", "tracking.tensorboard=false"] + extra
 }
 
-/// train_loss by step from a run's metrics.jsonl.
-private func losses(_ runDir: String) throws -> [Int: Double] {
+/// train_loss and grad_norm by step from a run's metrics.jsonl.
+private func metrics(_ runDir: String) throws -> [Int: (loss: Double, norm: Double)] {
     let text = try String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8)
-    var out: [Int: Double] = [:]
+    var out: [Int: (loss: Double, norm: Double)] = [:]
     for line in text.split(separator: "\n") {
-        guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-              let step = o["step"] as? Int, let loss = o["train_loss"] as? Double else { continue }
-        out[step] = loss
+        guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let step = o["step"] as? Int,
+              let loss = o["train_loss"] as? Double, let norm = o["grad_norm"] as? Double else { continue }
+        out[step] = (loss, norm)
     }
     return out
 }
+
+/// train_loss by step.
+private func losses(_ runDir: String) throws -> [Int: Double] { try metrics(runDir).mapValues(\.loss) }
 
 private func expectClose(_ a: [Int: Double], _ b: [Int: Double], steps: ClosedRange<Int>, _ what: String) {
     for step in steps {
@@ -98,8 +101,8 @@ struct DataParallelTests {
 
     /// Ranks on a device (a CPU backend standing in for cuda:0, NANODECODER_STAND_IN_DEVICE=1),
     /// both ways gradients can travel: buckets in device memory reduced by the device collective
-    /// (the stand-in's MPI in place of NCCL, `device.collective: auto`), and buckets staged through
-    /// host memory (`host`). Both match one CPU process. ZeRO-1, whose shards live in host memory,
+    /// (the stand-in's MPI in place of NCCL, `device.collective: auto`), eagerly and recorded as a
+    /// graph, and buckets staged through host memory (`host`). All match one CPU process. ZeRO-1, whose shards live in host memory,
     /// is refused there with the key named.
     @Test func twoRanksOnADeviceMatchOneCPURank() throws {
         let one = try run(binary, trainArguments(dataset: data, runs: runs, name: "cpu-one", steps: 10))
@@ -114,9 +117,20 @@ struct DataParallelTests {
         #expect(inDevice.output.contains("cuda:0 stood in for by cpu") && inDevice.output.contains("in cuda:0 memory")
                 && inDevice.output.contains("stand-in for NCCL"), "\(inDevice.output)")
         expectClose(try losses(runs + "/device-two"), try losses(runs + "/cpu-one"), steps: 1...10, "2 ranks on cuda:0 (device buckets) vs 1 on the CPU")
-        let staged = try onDevice("device-staged", ["--set", "device.collective=host"])
+        // compile: true records the whole data-parallel step, the collective's reductions included
+        // (the stand-in tapes its MPI calls, as NCCL's join a CUDA graph): the eager run's losses
+        // and gradient norms (a replay that skipped the reductions would halve the norms).
+        let graph = try onDevice("device-graph", ["--set", "training.compile=true"])
+        #expect(graph.status == 0 && graph.output.contains("(forward, backward, all-reduce, clipping and AdamW)"), "\(graph.output)")
+        let eager = try metrics(runs + "/device-two"), replayed = try metrics(runs + "/device-graph")
+        for step in 1...10 {
+            #expect(replayed[step]?.loss == eager[step]?.loss && replayed[step]?.norm == eager[step]?.norm,
+                    "graph vs eager, step \(step): \(String(describing: replayed[step])) vs \(String(describing: eager[step]))")
+        }
+        let staged = try onDevice("device-staged", ["--set", "device.collective=host", "--set", "training.compile=true"])
         #expect(staged.status == 0, "\(staged.output)")
-        #expect(staged.output.contains("staged through host memory") && !staged.output.contains("stand-in for NCCL"), "\(staged.output)")
+        #expect(staged.output.contains("staged through host memory") && !staged.output.contains("stand-in for NCCL")
+                && staged.output.contains("compile: running eagerly: data parallelism reduces gradients with MPI in host memory"), "\(staged.output)")
         expectClose(try losses(runs + "/device-staged"), try losses(runs + "/cpu-one"), steps: 1...10, "2 ranks on cuda:0 (host buckets) vs 1 on the CPU")
         let zero = try onDevice("device-zero", steps: 2, ["--set", "training.zero=1"])
         #expect(zero.status != 0 && zero.output.contains("training.zero") && zero.output.contains("device.type: cpu only"), "\(zero.output)")
