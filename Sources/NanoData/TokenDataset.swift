@@ -46,31 +46,48 @@ public final class TokenFile: @unchecked Sendable {
         try batch(starts: randomStarts(count: batchSize, blockSize: blockSize, generator: generator), blockSize: blockSize)
     }
 
-    /// `count` random window starts for windows of blockSize + 1 tokens.
+    /// `count` random window starts for windows of blockSize + 1 tokens, drawn from `generator`.
     public func randomStarts(count n: Int, blockSize: Int, generator: Generator) throws -> [Int] {
-        let starts = count - blockSize
-        guard starts >= 1 else {
-            throw DataError.invalid(path: path, reason: "holds \(count) tokens, too few for block_size \(blockSize) (need at least \(blockSize + 1))")
-        }
-        let offset = generator.reserve(count: n)
+        try checkWindows(blockSize: blockSize)
+        return randomStarts(count: n, blockSize: blockSize, seed: generator.seed, offset: generator.reserve(count: n))
+    }
+
+    /// The starts `randomStarts(count:blockSize:generator:)` gives when the generator stands at
+    /// `offset`: a pure function of seed and offset (Philox is counter-based), so a batch can be
+    /// assembled ahead of time (`BatchPrefetcher`) without moving the generator.
+    public func randomStarts(count n: Int, blockSize: Int, seed: UInt64, offset: UInt64) -> [Int] {
+        let starts = max(count - blockSize, 1)
         return (0..<n).map { b in
             // 64 random bits per window start (a float would round positions in large files).
-            let r = Philox.block(counter: offset &+ UInt64(b), seed: generator.seed)
+            let r = Philox.block(counter: offset &+ UInt64(b), seed: seed)
             return Int((UInt64(r[0]) << 32 | UInt64(r[1])) % UInt64(starts))
+        }
+    }
+
+    /// Throws unless the file holds at least one window of blockSize + 1 tokens.
+    public func checkWindows(blockSize: Int) throws {
+        guard count - blockSize >= 1 else {
+            throw DataError.invalid(path: path, reason: "holds \(count) tokens, too few for block_size \(blockSize) (need at least \(blockSize + 1))")
         }
     }
 
     /// Inputs and next-token targets [starts.count, blockSize] of the windows at `starts`.
     public func batch(starts: [Int], blockSize: Int) throws -> (inputs: Tensor, targets: Tensor) {
-        let batchSize = starts.count
-        var x = [Int32](repeating: 0, count: batchSize * blockSize), y = x
+        let (x, y) = hostBatch(starts: starts, blockSize: blockSize)
+        return (try Tensor(indices: x, shape: [starts.count, blockSize]), try Tensor(indices: y, shape: [starts.count, blockSize]))
+    }
+
+    /// The tokens of `batch(starts:blockSize:)`, row-major in host arrays (reading them touches
+    /// the mapped file: on a large dataset, page faults to disk).
+    public func hostBatch(starts: [Int], blockSize: Int) -> (inputs: [Int32], targets: [Int32]) {
+        var x = [Int32](repeating: 0, count: starts.count * blockSize), y = x
         for (b, start) in starts.enumerated() {
             for t in 0..<blockSize {
                 x[b * blockSize + t] = self[start + t]
                 y[b * blockSize + t] = self[start + t + 1]
             }
         }
-        return (try Tensor(indices: x, shape: [batchSize, blockSize]), try Tensor(indices: y, shape: [batchSize, blockSize]))
+        return (x, y)
     }
 }
 

@@ -73,6 +73,7 @@ public final class LanguageModelTask: TrainingTask {
     public let dataset: TokenDataset
     public let model: any LanguageModel
     private var hellaswagItems: [Evaluation.HellaSwagItem]? = nil
+    private var prefetcher: BatchPrefetcher? = nil
 
     public init(config: TrainConfig) throws {
         self.config = config
@@ -111,11 +112,13 @@ public final class LanguageModelTask: TrainingTask {
     /// This rank's rows of the next training batch: tokens and next-token targets [rows, block_size].
     public func trainingBatch(generator: Generator, shard: DataShard) throws -> (x: Tensor, y: Tensor) {
         // Every rank draws the whole global batch's window positions from the shared stream and
-        // keeps its own rows, so N ranks see exactly the windows one process would.
-        let starts = try dataset.train.randomStarts(count: config.batchSize, blockSize: config.blockSize, generator: generator)
-        let mine = Array(starts[shard.rows(of: config.batchSize)])
-        let (x, y) = try dataset.train.batch(starts: mine, blockSize: config.blockSize)
-        return (x, y)
+        // keeps its own rows, so N ranks see exactly the windows one process would. The next
+        // batch is assembled on a background thread while this one trains.
+        let rows = shard.rows(of: config.batchSize)
+        if prefetcher?.rows != rows {
+            prefetcher = BatchPrefetcher(file: dataset.train, batchSize: config.batchSize, blockSize: config.blockSize, rows: rows)
+        }
+        return try prefetcher!.next(generator: generator)
     }
 
     /// Mean loss over eval_iters batches of a split, without dropout or graph.
