@@ -90,6 +90,18 @@ public enum BackendConformance {
                 return [full, try x.cast(to: .bfloat16).cast(to: .float32), try x.cast(to: .float16).cast(to: .float32),
                         try x.cast(to: .int32), try x.cast(to: .int32).cast(to: .float32)]
             },
+            // 40 MB of writes in 1 MB pieces: the GPU's pinned staging fills and reuses its halves
+            // while earlier copies may still be in flight; a kernel then reads every piece.
+            Case("host writes (pinned staging, reused) read by kernels") { d in
+                var ends: [Tensor] = []
+                for i in 0..<40 {
+                    var values = [Float](repeating: Float(i) + 0.5, count: 262_144)
+                    for j in 0..<300 { values[j] = Float(j * 40 + i); values[262_143 - j] = -values[j] }
+                    let piece = try Tensor(values, shape: [262_144], device: d)
+                    ends += [try piece.slice(axis: 0, start: 0, length: 300), try piece.slice(axis: 0, start: 262_144 - 300, length: 300)]
+                }
+                return [try Tensor.concat(ends, axis: 0)]
+            },
             Case("random: uniform, bernoulli", tolerance: 1e-6) { d in
                 [try Tensor.uniform([4099], low: -2, high: 3, generator: Generator(seed: 5), device: d),
                  try Tensor.random([4099], .bernoulli(p: 0.3), generator: Generator(seed: 6, offset: 17), device: d)]

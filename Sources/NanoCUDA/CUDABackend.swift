@@ -20,6 +20,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// fp32 GEMMs on TF32 tensor cores (`device.tf32: true`).
     public var tf32 = false
     private let modules: [String: CUDAContext.Module]
+    /// Pinned host memory that writes go through (nil when the driver would not pin any).
+    private let staging: PinnedStaging?
 
     /// While a CUDA graph is recorded (`captureGraph`): the device copies of host data written
     /// meanwhile, which the graph copies into place on every replay.
@@ -41,6 +43,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
         modules = loaded
         blas = try CUBLASLt(context: gpu, environment: environment)
+        staging = try? PinnedStaging(context: gpu, environment: environment)
         allocator = DeviceCachingAllocator(deviceName: "\(device) (\(gpu.device.name))", allocate: { [gpu] in try gpu.allocate($0) },
                                            free: { [gpu] in gpu.release($0) }, synchronize: { [gpu] in try? gpu.synchronize() })
     }
@@ -60,7 +63,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         preconditionFailure("CUDABackend: open a GPU with CUDABackend.register(ordinal:), which reports a missing driver")
     }
 
-    public var name: String { "\(gpu.device) (NVRTC kernels, cuBLASLt\(tf32 ? " TF32" : ""))" }
+    public var name: String {
+        "\(gpu.device) (NVRTC kernels, cuBLASLt\(tf32 ? " TF32" : "")"
+            + (staging.map { ", uploads through 2 × \($0.halfBytes >> 20) MB pinned" } ?? ", uploads unpinned") + ")"
+    }
 
     // MARK: Helpers for the op files (CUDABackend+*.swift)
 
@@ -133,7 +139,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             } catch { fatal("recording a copy to \(t)", error) }
             return
         }
-        do { try gpu.upload(UnsafeRawBufferPointer(rebasing: bytes[0..<n]), to: address(t)) } catch { fatal("copying to \(t)", error) }
+        // Through pinned memory, so the host goes on without waiting for the GPU (a batch
+        // uploaded while the previous step still runs); large writes are synchronous.
+        let source = UnsafeRawBufferPointer(rebasing: bytes[0..<n])
+        do {
+            if let staging, try staging.upload(source, to: address(t), stream: gpu.stream) { return }
+            try gpu.upload(source, to: address(t))
+        } catch { fatal("copying to \(t)", error) }
     }
 
     public func read(_ t: Tensor, into bytes: UnsafeMutableRawBufferPointer) {

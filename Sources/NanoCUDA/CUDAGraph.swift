@@ -104,7 +104,11 @@ extension CUDABackend: GraphCapturing {
             for c in constants { gpu.release(c.address) }
             allocator.releasePool(pool)
         }
-        if failure == nil, ended != 0 { failure = CUDADriverError(call: "cuStreamEndCapture", code: ended, name: "capture invalidated (an operation the graph cannot hold ran during it)") }
+        // The driver's own error: invalidated (an operation the graph cannot hold ran during it),
+        // unjoined (a stream forked into the capture did not join back), ...
+        if failure == nil, ended != 0 {
+            do { try gpu.check("cuStreamEndCapture", ended) } catch { failure = error }
+        }
         if let failure {
             if graph != nil { _ = api.destroyGraph(graph) }
             release()

@@ -47,7 +47,8 @@ public final class NCCLCommunicator: DeviceCollective {
 
     deinit {
         if aborted { return }
-        try? stream.synchronize()
+        // Graph replays run its reductions on the kernel stream, not on `stream`: wait for all.
+        try? backend.gpu.synchronize()
         _ = library.commDestroy(comm)
     }
 

@@ -8,9 +8,20 @@
 // a stream that is capturing a graph, where it is recorded and runs on cuGraphLaunch. Fresh device
 // memory is filled with 0xFF bytes (NaN as float) so kernels that read what nobody wrote show it.
 //
+// Cross-stream capture, as the real driver does it: an event remembers the stream it was recorded
+// on, that stream's capture (if any) and how far the capture's streams had got (each stream counts
+// the work enqueued on it: its "epoch"). A stream that is not capturing and waits on an event of a
+// capture joins it (its work is recorded into the same graph, in enqueue order); waiting on a
+// capture's event from the legacy stream is CUDA_ERROR_STREAM_CAPTURE_ISOLATION, from a stream
+// capturing another graph CUDA_ERROR_STREAM_CAPTURE_MERGE. cuStreamEndCapture on the origin stream
+// ends the capture for every stream that joined it, and fails with
+// CUDA_ERROR_STREAM_CAPTURE_UNJOINED (discarding the graph) when one of them enqueued work that the
+// origin never waited for (through events, directly or through other streams of the capture).
+//
 // Build: clang++ -std=c++17 -O2 -fPIC -shared fake_cuda.cpp -o OUT/libcuda.so.1 -Wl,-soname,libcuda.so.1 -ldl
 #include <dirent.h>
 #include <dlfcn.h>
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,7 +45,8 @@ enum {
     CUDA_SUCCESS = 0, CUDA_ERROR_INVALID_VALUE = 1, CUDA_ERROR_OUT_OF_MEMORY = 2, CUDA_ERROR_NOT_INITIALIZED = 3,
     CUDA_ERROR_INVALID_DEVICE = 101, CUDA_ERROR_INVALID_IMAGE = 200, CUDA_ERROR_INVALID_HANDLE = 400,
     CUDA_ERROR_NOT_FOUND = 500, CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED = 900, CUDA_ERROR_STREAM_CAPTURE_INVALIDATED = 901,
-    CUDA_ERROR_ILLEGAL_STATE = 401,
+    CUDA_ERROR_STREAM_CAPTURE_MERGE = 902, CUDA_ERROR_STREAM_CAPTURE_UNMATCHED = 903, CUDA_ERROR_STREAM_CAPTURE_UNJOINED = 904,
+    CUDA_ERROR_STREAM_CAPTURE_ISOLATION = 905, CUDA_ERROR_ILLEGAL_STATE = 401,
 };
 
 namespace {
@@ -42,7 +55,19 @@ using Work = std::function<void()>;
 
 struct Graph { std::vector<std::shared_ptr<Work>> nodes; };
 struct GraphExec { std::vector<std::shared_ptr<Work>> nodes; };
-struct Stream { Graph *capture = nullptr; };
+struct Stream;
+/// For each stream of a capture, how much of its work (an epoch) something is ordered after.
+using Reach = std::map<Stream *, uint64_t>;
+struct Stream {
+    Graph *capture = nullptr;   // the graph this stream's work goes into: its own capture, or one it joined
+    uint64_t captureId = 0;     // which capture (ids are never reused; 0: none)
+    bool origin = false;        // began the capture (only it can end it)
+    uint64_t epoch = 0;         // pieces of work enqueued on this stream so far
+    uint64_t joinedAt = 0;      // a stream that joined a capture: its epoch when it joined
+    Reach reach;                // while capturing: the work of the capture this stream's next work is ordered after
+};
+/// What cuEventRecord saw: the stream (nullptr: the legacy stream), its capture, and its reach.
+struct Event { Stream *stream = nullptr; uint64_t captureId = 0; Reach reach; };
 
 struct Unit {
     std::string path;
@@ -58,7 +83,10 @@ bool initialised = false;
 std::vector<Unit> units;
 bool unitsLoaded = false;
 std::map<CUdeviceptr, size_t> allocations;
+std::map<void *, size_t> pinned;
 int dummyContext = 0;
+std::set<Stream *> streams;        // live streams (cuStreamCreate .. cuStreamDestroy)
+uint64_t nextCaptureId = 1;
 const char *failure = nullptr;   // why the last launch could not run (printed)
 
 void loadUnits() {
@@ -90,11 +118,27 @@ bool contains(const void *image, size_t n, const char *name) {
     return memmem(image, n, name, strlen(name) + 1) != nullptr;   // with its NUL: whole symbol names only
 }
 
+/// Counts a piece of work enqueued on `stream`.
+void advance(void *stream) { if (stream) ((Stream *)stream)->epoch++; }
+
 /// Runs `work` now, or records it when `stream` is capturing a graph.
 void enqueue(void *stream, Work work) {
+    advance(stream);
     Stream *s = (Stream *)stream;
     if (s && s->capture) { s->capture->nodes.push_back(std::make_shared<Work>(std::move(work))); return; }
     work();
+}
+
+/// Whether capture `id` is still going on (some stream records into it).
+bool captureAlive(uint64_t id) {
+    if (id == 0) return false;
+    for (Stream *s : streams) if (s->captureId == id) return true;
+    return false;
+}
+
+/// `into` is now ordered after everything `from` is.
+void merge(Reach &into, const Reach &from) {
+    for (auto &r : from) if (into[r.first] < r.second) into[r.first] = r.second;
 }
 
 } // namespace
@@ -133,6 +177,10 @@ CUresult cuGetErrorName(CUresult code, const char **name) {
     case CUDA_ERROR_NOT_FOUND: *name = "CUDA_ERROR_NOT_FOUND"; break;
     case CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED: *name = "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"; break;
     case CUDA_ERROR_STREAM_CAPTURE_INVALIDATED: *name = "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED"; break;
+    case CUDA_ERROR_STREAM_CAPTURE_MERGE: *name = "CUDA_ERROR_STREAM_CAPTURE_MERGE"; break;
+    case CUDA_ERROR_STREAM_CAPTURE_UNMATCHED: *name = "CUDA_ERROR_STREAM_CAPTURE_UNMATCHED"; break;
+    case CUDA_ERROR_STREAM_CAPTURE_UNJOINED: *name = "CUDA_ERROR_STREAM_CAPTURE_UNJOINED"; break;
+    case CUDA_ERROR_STREAM_CAPTURE_ISOLATION: *name = "CUDA_ERROR_STREAM_CAPTURE_ISOLATION"; break;
     case CUDA_ERROR_ILLEGAL_STATE: *name = "CUDA_ERROR_ILLEGAL_STATE"; break;
     default: *name = "CUDA_ERROR_UNKNOWN";
     }
@@ -163,6 +211,27 @@ CUresult cuMemFree_v2(CUdeviceptr p) {
 }
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) { memcpy((void *)dst, src, n); return CUDA_SUCCESS; }
 CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t n) { memcpy(dst, (const void *)src, n); return CUDA_SUCCESS; }
+/// Page-locked host memory: ordinary memory here, tracked so freeing a wrong pointer is an error.
+CUresult cuMemHostAlloc(void **p, size_t bytes, unsigned) {
+    void *m = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
+    if (!m) return CUDA_ERROR_OUT_OF_MEMORY;
+    std::lock_guard<std::mutex> g(lock);
+    pinned[m] = bytes;
+    *p = m;
+    return CUDA_SUCCESS;
+}
+CUresult cuMemFreeHost(void *p) {
+    std::lock_guard<std::mutex> g(lock);
+    auto it = pinned.find(p);
+    if (it == pinned.end()) return CUDA_ERROR_INVALID_VALUE;
+    pinned.erase(it);
+    free(p);
+    return CUDA_SUCCESS;
+}
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, void *stream) {
+    enqueue(stream, [=] { memcpy((void *)dst, src, n); });
+    return CUDA_SUCCESS;
+}
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void *stream) {
     enqueue(stream, [=] { memmove((void *)dst, (const void *)src, n); });
     return CUDA_SUCCESS;
@@ -227,33 +296,111 @@ CUresult cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz, u
         });
         return CUDA_SUCCESS;
     }
+    advance(stream);
     f->launch(params, grid, block, shared);
     return CUDA_SUCCESS;
 }
 
-CUresult cuStreamCreate(void **stream, unsigned) { *stream = new Stream(); return CUDA_SUCCESS; }
-CUresult cuStreamDestroy_v2(void *stream) { delete (Stream *)stream; return CUDA_SUCCESS; }
+CUresult cuStreamCreate(void **stream, unsigned) {
+    Stream *s = new Stream();
+    std::lock_guard<std::mutex> g(lock);
+    streams.insert(s);
+    *stream = s;
+    return CUDA_SUCCESS;
+}
+CUresult cuStreamDestroy_v2(void *stream) {
+    std::lock_guard<std::mutex> g(lock);
+    streams.erase((Stream *)stream);
+    for (Stream *s : streams) s->reach.erase((Stream *)stream);
+    delete (Stream *)stream;
+    return CUDA_SUCCESS;
+}
 CUresult cuStreamSynchronize(void *stream) {
     Stream *s = (Stream *)stream;
     return s && s->capture ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED : CUDA_SUCCESS;
 }
-CUresult cuEventCreate(void **event, unsigned) { *event = new int(0); return CUDA_SUCCESS; }
-CUresult cuEventDestroy_v2(void *event) { delete (int *)event; return CUDA_SUCCESS; }
-CUresult cuEventRecord(void *, void *) { return CUDA_SUCCESS; }
-CUresult cuStreamWaitEvent(void *, void *, unsigned) { return CUDA_SUCCESS; }
+CUresult cuEventCreate(void **event, unsigned) { *event = new Event(); return CUDA_SUCCESS; }
+CUresult cuEventDestroy_v2(void *event) { delete (Event *)event; return CUDA_SUCCESS; }
+/// The work before an event has run (work runs when enqueued), unless the event is part of a capture.
+CUresult cuEventSynchronize(void *event) {
+    Event *e = (Event *)event;
+    if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    std::lock_guard<std::mutex> g(lock);
+    return captureAlive(e->captureId) ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED : CUDA_SUCCESS;
+}
+CUresult cuEventRecord(void *event, void *stream) {
+    Event *e = (Event *)event;
+    Stream *s = (Stream *)stream;
+    if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    std::lock_guard<std::mutex> g(lock);
+    *e = Event{s, 0, {}};
+    if (s && s->capture) {   // the legacy stream (nullptr) never captures
+        e->captureId = s->captureId;
+        e->reach = s->reach;
+        e->reach[s] = s->epoch;
+    }
+    return CUDA_SUCCESS;
+}
+CUresult cuStreamWaitEvent(void *stream, void *event, unsigned) {
+    Event *e = (Event *)event;
+    Stream *s = (Stream *)stream;
+    if (!e) return CUDA_ERROR_INVALID_HANDLE;
+    std::lock_guard<std::mutex> g(lock);
+    if (!captureAlive(e->captureId)) return CUDA_SUCCESS;   // an ordinary event (or a finished capture's): its work ran
+    if (!s) return CUDA_ERROR_STREAM_CAPTURE_ISOLATION;   // the legacy stream cannot join a capture
+    if (s->capture && s->captureId != e->captureId) return CUDA_ERROR_STREAM_CAPTURE_MERGE;
+    if (!s->capture) {   // fork: `s` joins the capture where the event was recorded
+        Stream *origin = nullptr;
+        for (Stream *t : streams) if (t->captureId == e->captureId && t->origin) origin = t;
+        if (!origin) return CUDA_ERROR_ILLEGAL_STATE;
+        s->capture = origin->capture;
+        s->captureId = e->captureId;
+        s->origin = false;
+        s->joinedAt = s->epoch;
+        s->reach.clear();
+    }
+    merge(s->reach, e->reach);   // join: `s` is now ordered after the work the event saw
+    return CUDA_SUCCESS;
+}
 
 CUresult cuStreamBeginCapture_v2(void *stream, int mode) {
     Stream *s = (Stream *)stream;
     if (!s) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;   // the legacy stream cannot be captured
     if (s->capture || mode < 0 || mode > 2) return CUDA_ERROR_ILLEGAL_STATE;
+    std::lock_guard<std::mutex> g(lock);
     s->capture = new Graph();
+    s->captureId = nextCaptureId++;
+    s->origin = true;
+    s->reach.clear();
     return CUDA_SUCCESS;
 }
 CUresult cuStreamEndCapture(void *stream, void **graph) {
     Stream *s = (Stream *)stream;
     if (!s || !s->capture) return CUDA_ERROR_ILLEGAL_STATE;
-    *graph = s->capture;
+    if (!s->origin) return CUDA_ERROR_STREAM_CAPTURE_UNMATCHED;   // the capture was not begun on this stream
+    std::lock_guard<std::mutex> g(lock);
+    // Every stream that joined stops capturing; its work must have been joined back into the origin.
+    bool unjoined = false;
+    for (Stream *t : streams) {
+        if (t == s || t->captureId != s->captureId) continue;
+        auto r = s->reach.find(t);
+        uint64_t joined = std::max(t->joinedAt, r == s->reach.end() ? 0 : r->second);
+        if (t->epoch > joined) unjoined = true;
+        t->capture = nullptr;
+        t->captureId = 0;
+        t->reach.clear();
+    }
+    Graph *captured = s->capture;
     s->capture = nullptr;
+    s->captureId = 0;
+    s->origin = false;
+    s->reach.clear();
+    if (unjoined) {
+        delete captured;
+        *graph = nullptr;
+        return CUDA_ERROR_STREAM_CAPTURE_UNJOINED;
+    }
+    *graph = captured;
     return CUDA_SUCCESS;
 }
 CUresult cuGraphGetNodes(void *graph, void *nodes, size_t *count) {
