@@ -24,13 +24,16 @@ public struct NCCLUniqueId: Equatable, Sendable {
 
 /// NCCL (`libnccl.so.2`: a CUDA installation, or the `nvidia/nccl/lib` of a Python environment
 /// with NVIDIA's wheels, as PyTorch installs it), loaded at run time like every CUDA library.
-/// Only what data parallelism needs: ids, communicators and all-reduce.
+/// Only what data parallelism needs: ids, communicators, all-reduce, and the reduce-scatter and
+/// all-gather of ZeRO-1.
 public final class NCCLLibrary {
     typealias GetVersion = @convention(c) (UnsafeMutablePointer<Int32>) -> Int32
     typealias GetUniqueId = @convention(c) (UnsafeMutableRawPointer) -> Int32
     typealias CommDestroy = @convention(c) (OpaquePointer?) -> Int32
     typealias CommAsyncError = @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>) -> Int32
     typealias AllReduce = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int, Int32, Int32, OpaquePointer?, OpaquePointer?) -> Int32
+    typealias ReduceScatter = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int, Int32, Int32, OpaquePointer?, OpaquePointer?) -> Int32
+    typealias AllGather = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int, Int32, OpaquePointer?, OpaquePointer?) -> Int32
     typealias ErrorString = @convention(c) (Int32) -> UnsafePointer<CChar>?
     typealias LastError = @convention(c) (OpaquePointer?) -> UnsafePointer<CChar>?
 
@@ -43,7 +46,7 @@ public final class NCCLLibrary {
     }
 
     let getUniqueId: GetUniqueId, commDestroy: CommDestroy, commAbort: CommDestroy, asyncError: CommAsyncError
-    let allReduce: AllReduce
+    let allReduce: AllReduce, reduceScatter: ReduceScatter, allGather: AllGather
     /// ncclCommInitRank, called through `nd_nccl_comm_init_rank` (its id is passed by value).
     let commInitRank: UnsafeMutableRawPointer
     private let errorString: ErrorString, lastError: LastError?
@@ -59,6 +62,8 @@ public final class NCCLLibrary {
         commAbort = try sym("ncclCommAbort", CommDestroy.self)
         asyncError = try sym("ncclCommGetAsyncError", CommAsyncError.self)
         allReduce = try sym("ncclAllReduce", AllReduce.self)
+        reduceScatter = try sym("ncclReduceScatter", ReduceScatter.self)
+        allGather = try sym("ncclAllGather", AllGather.self)
         guard let initRank = dlsym(sym.handle, "ncclCommInitRank") else {
             throw CUDALibraryError(library: "libnccl.so.2", searched: [], reason: "symbol ncclCommInitRank missing (library too old?)")
         }

@@ -53,16 +53,40 @@ public final class NCCLCommunicator: DeviceCollective {
     }
 
     public func allReduceSum(_ t: Tensor) throws {
-        guard t.device == device else {
-            throw NCCLError(call: "ncclAllReduce", code: 4, message: "tensor on \(t.device), communicator on \(device)")
-        }
-        guard let type = NCCLLibrary.dataType(t.dtype) else {
-            throw NCCLError(call: "ncclAllReduce", code: 4, message: "expected a float32/bfloat16/float16/int32 tensor, got \(t.dtype) \(t.shape)")
-        }
-        try stream.waitForDefaultStream()
+        let type = try checked("ncclAllReduce", t, t, count: t.count)
         let p = t.rawPointer
-        try library.check("ncclAllReduce(\(t.count) \(t.dtype))",
-                          library.allReduce(p, p, t.count, type, 0 /* ncclSum */, comm, stream.handle), comm: comm)
+        try enqueue("ncclAllReduce(\(t.count) \(t.dtype))") { library.allReduce(p, p, t.count, type, 0 /* ncclSum */, comm, $0) }
+    }
+
+    public func reduceScatterSum(_ t: Tensor, into shard: Tensor) throws {
+        let type = try checked("ncclReduceScatter", t, shard, count: shard.count * size)
+        try enqueue("ncclReduceScatter(\(t.count) \(t.dtype))") {
+            library.reduceScatter(t.rawPointer, shard.rawPointer, shard.count, type, 0 /* ncclSum */, comm, $0)
+        }
+    }
+
+    public func allGather(_ part: Tensor, into all: Tensor) throws {
+        let type = try checked("ncclAllGather", all, part, count: part.count * size)
+        try enqueue("ncclAllGather(\(part.count) \(part.dtype))") { library.allGather(part.rawPointer, all.rawPointer, part.count, type, comm, $0) }
+    }
+
+    /// NCCL's type for a collective on contiguous `whole` (`count` elements) and `part` (same
+    /// dtype, on this communicator's device), or an error naming the call.
+    private func checked(_ call: String, _ whole: Tensor, _ part: Tensor, count: Int) throws -> Int32 {
+        guard whole.device == device, part.device == device else {
+            throw NCCLError(call: call, code: 4, message: "tensors on \(whole.device) and \(part.device), communicator on \(device)")
+        }
+        guard whole.dtype == part.dtype, whole.count == count, let type = NCCLLibrary.dataType(whole.dtype) else {
+            throw NCCLError(call: call, code: 4, message: "expected float32/bfloat16/float16/int32 tensors of \(count) and \(count / size) elements "
+                            + "(\(size) ranks), got \(whole.dtype) \(whole.shape) and \(part.dtype) \(part.shape)")
+        }
+        return type
+    }
+
+    /// Enqueues a collective on the communicator's stream, after the kernels enqueued so far.
+    private func enqueue(_ call: String, _ collective: (OpaquePointer?) -> Int32) throws {
+        try stream.waitForDefaultStream()
+        try library.check(call, collective(stream.handle), comm: comm)
         pending = true
     }
 

@@ -17,6 +17,14 @@ public protocol DeviceCollective: AnyObject {
     /// once the work already enqueued on the device has produced it.
     func allReduceSum(_ t: Tensor) throws
 
+    /// Writes into contiguous `shard` (on `device`, 1/size of `t`'s elements) this rank's part of
+    /// the elementwise sum of `t` over all ranks: rank r gets elements r·n ..< (r+1)·n (ZeRO-1).
+    /// `t` may be overwritten.
+    func reduceScatterSum(_ t: Tensor, into shard: Tensor) throws
+
+    /// Writes into contiguous `all` (size × `part`'s elements) every rank's `part`, in rank order.
+    func allGather(_ part: Tensor, into all: Tensor) throws
+
     /// Makes work enqueued on the device from now on wait for every reduction enqueued so far.
     func waitForReductions() throws
 

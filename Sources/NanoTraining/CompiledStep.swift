@@ -27,6 +27,7 @@ public final class CompiledStep {
         guard let lm = task as? LanguageModelTask else { return "only pre-training is compiled (fine-tuning batches change shape)" }
         if lm.model.config.moe != nil { return "MoE routing is decided on the host every step" }
         if config.dropout > 0 { return "dropout draws new masks every step" }
+        if distributed && config.zero == 1 { return "ZeRO-1's sharded optimizer step runs eagerly" }
         if distributed {
             return "data parallelism reduces gradients with MPI in host memory during backward, which a recording cannot hold "
                 + "(on GPUs, NCCL's reductions are recorded: device.collective: auto or nccl)"

@@ -23,13 +23,39 @@ public final class HostMemoryCollective: DeviceCollective {
     }
 
     public func allReduceSum(_ t: Tensor) throws {
-        guard t.device == device, t.dtype == .float32, let backend = try device.backend as? CPUBackend else {
-            throw TensorError.invalidArgument(op: "HostMemoryCollective.allReduceSum", message: "expected float32 on \(device) (a CPU stand-in), got \(t.dtype) on \(t.device)")
+        try run("allReduceSum", [t]) { [communicator] in try communicator.allReduceSum($0[0].pointer(as: Float.self), count: $0[0].count) }
+    }
+
+    public func reduceScatterSum(_ t: Tensor, into shard: Tensor) throws {
+        guard t.count == shard.count * size else {
+            throw TensorError.invalidArgument(op: "HostMemoryCollective.reduceScatterSum", message: "\(t.shape) does not split into \(size) shards of \(shard.shape)")
+        }
+        // Open MPI's reduce-scatter is slower than its all-reduce (see ZeroOneAdamW): reduce the whole, keep a shard.
+        try run("reduceScatterSum", [t, shard]) { [communicator] in
+            try communicator.allReduceSum($0[0].pointer(as: Float.self), count: $0[0].count)
+            $0[1].pointer(as: Float.self).update(from: $0[0].pointer(as: Float.self) + communicator.rank * $0[1].count, count: $0[1].count)
+        }
+    }
+
+    public func allGather(_ part: Tensor, into all: Tensor) throws {
+        guard all.count == part.count * size else {
+            throw TensorError.invalidArgument(op: "HostMemoryCollective.allGather", message: "\(size) parts of \(part.shape) do not make \(all.shape)")
+        }
+        try run("allGather", [part, all]) { [communicator] in
+            try communicator.allGather(send: $0[0].pointer(as: Float.self), receive: $0[1].pointer(as: Float.self), countPerRank: $0[0].count)
+        }
+    }
+
+    /// Runs an MPI call on float32 tensors of this device in the backend's kernel order.
+    private func run(_ op: String, _ tensors: [Tensor], _ call: @escaping ([Tensor]) throws -> Void) throws {
+        guard tensors.allSatisfy({ $0.device == device && $0.dtype == .float32 }), let backend = try device.backend as? CPUBackend else {
+            throw TensorError.invalidArgument(op: "HostMemoryCollective.\(op)", message: "expected float32 on \(device) (a CPU stand-in), got "
+                                              + tensors.map { "\($0.dtype) on \($0.device)" }.joined(separator: ", "))
         }
         try checkForErrors()
-        backend.runInKernelOrder([t], name: "allReduceSum") { [communicator, weak self] tensors in
+        backend.runInKernelOrder(tensors, name: op) { [weak self] tensors in
             guard self?.failure == nil else { return }
-            do { try communicator.allReduceSum(tensors[0].pointer(as: Float.self), count: tensors[0].count) } catch { self?.failure = error }
+            do { try call(tensors) } catch { self?.failure = error }
         }
         try checkForErrors()
     }

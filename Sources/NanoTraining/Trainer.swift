@@ -60,9 +60,10 @@ public final class Trainer {
             throw ConfigError(file: "config", key: "device.type",
                               message: "device.type is \(config.device) but the model's parameters are on \(onDevice[0]): build the task inside Device.run(\(config.trainingDevice))")
         }
-        if config.trainingDevice != .cpu && communicator.isDistributed && config.zero == 1 {
+        if config.trainingDevice != .cpu && communicator.isDistributed && config.zero == 1 && deviceCollective == nil {
             throw ConfigError(file: "config", key: "training.zero",
-                              message: "ZeRO-1 keeps its optimizer shards in host memory, so it runs with device.type: cpu only; use training.zero: 0 on \(config.device)")
+                              message: "ZeRO-1 on \(config.device) shards the optimizer in device memory and needs NCCL to reduce and gather there, "
+                                + "but gradients go through host memory (device.collective: \(config.collective)); use device.collective: nccl, or training.zero: 0")
         }
         if let deviceCollective, deviceCollective.device != config.trainingDevice || deviceCollective.size != communicator.size {
             throw ConfigError(file: "config", key: "device.collective",
@@ -76,7 +77,7 @@ public final class Trainer {
         let decayed = AdamW.decayedNames(trainable)
         if config.zero == 1 && communicator.isDistributed {
             optimizer = try ZeroOneAdamW(trainable, decayed: decayed, beta1: config.beta1, beta2: config.beta2, eps: config.eps,
-                                         weightDecay: config.weightDecay, communicator: communicator)
+                                         weightDecay: config.weightDecay, communicator: communicator, collective: deviceCollective)
             bucketer = nil
         } else {
             optimizer = try AdamW(trainable, decayed: decayed, beta1: config.beta1, beta2: config.beta2, eps: config.eps,
@@ -158,11 +159,16 @@ public final class Trainer {
         defer { tracker?.finish() }
         log(task.summary)
         if communicator.isDistributed {
-            log("data parallel: \(communicator.size) ranks, \(config.batchSize / communicator.size) of \(config.batchSize) rows each per micro-step; "
-                + (bucketer.map { "gradients all-reduced in \($0.bucketCount) buckets (\(String(format: "%.1f", Double($0.elementCount) * 4 / 1e6)) MB) during backward"
-                    + ($0.collective.map { " by \($0.name) in \($0.device) memory" }
-                       ?? (device == .cpu ? "" : ", staged through host memory (MPI)")) }
-                   ?? "ZeRO-1: optimizer state sharded, \(String(format: "%.2f", Double((optimizer as! ZeroOneAdamW).stateBytes) / 1e6)) MB per rank"))
+            let how: String
+            if let bucketer {
+                how = "gradients all-reduced in \(bucketer.bucketCount) buckets (\(String(format: "%.1f", Double(bucketer.elementCount) * 4 / 1e6)) MB) during backward"
+                    + (bucketer.collective.map { " by \($0.name) in \($0.device) memory" } ?? (device == .cpu ? "" : ", staged through host memory (MPI)"))
+            } else {
+                let zero = optimizer as! ZeroOneAdamW
+                how = "ZeRO-1: optimizer state sharded, \(String(format: "%.2f", Double(zero.stateBytes) / 1e6)) MB per rank"
+                    + (zero.collective.map { ", reduced and gathered by \($0.name) in \($0.device) memory" } ?? "")
+            }
+            log("data parallel: \(communicator.size) ranks, \(config.batchSize / communicator.size) of \(config.batchSize) rows each per micro-step; " + how)
         }
         let flopsPerToken = task.flopsPerToken
         let peak = try Self.measuredPeakFLOPS()

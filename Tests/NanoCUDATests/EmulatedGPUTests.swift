@@ -181,8 +181,8 @@ struct EmulatedGPUTests {
 
     /// Two ranks on emulated GPUs against one CPU process, both ways gradients travel: NCCL
     /// (the emulator's stand-in libnccl: the real NCCLCommunicator, its stream forked from and
-    /// joined to the kernel stream by events), eagerly and recorded into the CUDA graph with the
-    /// rest of the step; and buckets staged through host memory over MPI. NCCL's all-reduce is
+    /// joined to the kernel stream by events), eagerly, recorded into the CUDA graph with the
+    /// rest of the step, and under ZeRO-1; and buckets staged through host memory over MPI. NCCL's all-reduce is
     /// checked on its own by `cuda nccl --all-reduce`.
     @Test(.enabled(if: EmulatedGPUTests.mpirun != nil || ProcessInfo.processInfo.environment["CI"] != nil))
     func twoRanksOnGPUsMatchOneCPURank() throws {
@@ -194,6 +194,9 @@ struct EmulatedGPUTests {
         let graph = try train(work, "nccl-graph", ["--device", "cuda", "--set", "device.collective=nccl", "--set", "training.compile=true"], ranks: 2)
         #expect(graph.output.contains("(forward, backward, all-reduce, clipping and AdamW)"), "\(graph.output)")
         expectClose(graph.steps, nccl.steps, loss: 1e-6, norm: 1e-5, "NCCL in a CUDA graph vs eager NCCL")
+        let zero = try train(work, "nccl-zero", ["--device", "cuda", "--set", "device.collective=nccl", "--set", "training.zero=1"], ranks: 2)
+        #expect(zero.output.contains("ZeRO-1") && zero.output.contains("reduced and gathered by NCCL"), "\(zero.output)")
+        expectClose(zero.steps, one, loss: 1e-4, norm: 1e-3, "ZeRO-1 on 2 ranks on cuda (NCCL reduce-scatter, all-gather) vs 1 on cpu")
         let staged = try train(work, "staged", ["--device", "cuda", "--set", "device.collective=host"], ranks: 2)
         #expect(staged.output.contains("staged through host memory"), "\(staged.output)")
         expectClose(staged.steps, one, loss: 1e-4, norm: 1e-3, "2 ranks on cuda (host-staged) vs 1 on cpu")

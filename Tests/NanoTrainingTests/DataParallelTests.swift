@@ -102,8 +102,8 @@ struct DataParallelTests {
     /// Ranks on a device (a CPU backend standing in for cuda:0, NANODECODER_STAND_IN_DEVICE=1),
     /// both ways gradients can travel: buckets in device memory reduced by the device collective
     /// (the stand-in's MPI in place of NCCL, `device.collective: auto`), eagerly and recorded as a
-    /// graph, and buckets staged through host memory (`host`). All match one CPU process. ZeRO-1, whose shards live in host memory,
-    /// is refused there with the key named.
+    /// graph, and buckets staged through host memory (`host`); ZeRO-1 with its shards in device
+    /// memory. All match one CPU process. ZeRO-1 with host staging is refused with the key named.
     @Test func twoRanksOnADeviceMatchOneCPURank() throws {
         let one = try run(binary, trainArguments(dataset: data, runs: runs, name: "cpu-one", steps: 10))
         #expect(one.status == 0, "\(one.output)")
@@ -132,8 +132,13 @@ struct DataParallelTests {
         #expect(staged.output.contains("staged through host memory") && !staged.output.contains("stand-in for NCCL")
                 && staged.output.contains("compile: running eagerly: data parallelism reduces gradients with MPI in host memory"), "\(staged.output)")
         expectClose(try losses(runs + "/device-staged"), try losses(runs + "/cpu-one"), steps: 1...10, "2 ranks on cuda:0 (host buckets) vs 1 on the CPU")
-        let zero = try onDevice("device-zero", steps: 2, ["--set", "training.zero=1"])
-        #expect(zero.status != 0 && zero.output.contains("training.zero") && zero.output.contains("device.type: cpu only"), "\(zero.output)")
+        // ZeRO-1 in device memory: the collective reduce-scatters gradients and all-gathers parameters.
+        let zero = try onDevice("device-zero", ["--set", "training.zero=1"])
+        #expect(zero.status == 0 && zero.output.contains("ZeRO-1") && zero.output.contains("reduced and gathered by MPI on cuda:0"), "\(zero.output)")
+        expectClose(try losses(runs + "/device-zero"), try losses(runs + "/cpu-one"), steps: 1...10, "ZeRO-1 on 2 ranks on cuda:0 vs 1 on the CPU")
+        let stagedZero = try onDevice("device-staged-zero", steps: 2, ["--set", "training.zero=1", "--set", "device.collective=host"])
+        #expect(stagedZero.status != 0 && stagedZero.output.contains("training.zero") && stagedZero.output.contains("device.collective: nccl"),
+                "\(stagedZero.output)")
         let typo = try onDevice("device-typo", steps: 2, ["--set", "device.collective=nccl2"])
         #expect(typo.status != 0 && typo.output.contains("device.collective") && typo.output.contains("expected auto, nccl or host"), "\(typo.output)")
     }
