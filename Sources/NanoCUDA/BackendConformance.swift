@@ -255,6 +255,24 @@ public enum BackendConformance {
             let qkv = try input([2, 65, 3 * 4 * 32], 64, on: d)
             return try withGradients(try Tensor.packedCausalAttention(qkv: qkv, heads: 4), [qkv])
         })
+        // Under bf16 mixed precision a GPU takes the tensor-core kernels (bf16 products, fp32
+        // softmax and accumulation) for head sizes 64 and 128; the CPU stays fp32, so these allow
+        // bf16 rounding. Tile edges: rows that are not multiples of 16, 32 or 64; Tq < Tk.
+        for (name, tq, tk, causal, dim) in [("causal", 70, 70, true, 64), ("not causal", 33, 33, false, 64),
+                                            ("KV cache (Tq < Tk)", 5, 40, true, 64), ("head dim 128", 40, 40, true, 128)] {
+            cases.append(Case("bf16 attention \(name) + backward", tolerance: 3e-2) { d in
+                try MixedPrecision.run(.bfloat16) {
+                    let q = try input([2, 3, tq, dim], 60, on: d), k = try input([2, 3, tk, dim], 61, on: d), v = try input([2, 3, tk, dim], 62, on: d)
+                    return try withGradients(try Tensor.scaledDotProductAttention(q: q, k: k, v: v, causal: causal), [q, k, v])
+                }
+            })
+        }
+        cases.append(Case("bf16 packed causal attention + backward", tolerance: 3e-2) { d in
+            try MixedPrecision.run(.bfloat16) {
+                let qkv = try input([2, 97, 3 * 2 * 64], 64, on: d)
+                return try withGradients(try Tensor.packedCausalAttention(qkv: qkv, heads: 2), [qkv])
+            }
+        })
         return cases
     }
 

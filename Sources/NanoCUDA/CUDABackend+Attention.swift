@@ -26,6 +26,7 @@ struct AttentionParameters {
 
 extension CUDABackend {
     private static let attentionUnit = "engine_attention.cu"
+    private static let tensorCoreUnit = "engine_attention_tc.cu"
     /// Query or key rows per block of the tiled kernels.
     private static let attentionTile = 64
 
@@ -46,10 +47,27 @@ extension CUDABackend {
         return (blocks, 1, 1)
     }
 
+    /// The tensor-core kernels' suffix (Kernels/EngineAttentionTC.swift) when they serve `shape`:
+    /// bf16 products, no dropout, head size 64 or 128; nil: the fp32 kernels.
+    /// `NANODECODER_ATTENTION=fp32` keeps the fp32 kernels everywhere.
+    private func tensorCoreVariant(_ s: AttentionShape) -> String? {
+        guard s.productType == .bfloat16, s.dropout == 0, tensorCoreAttention else { return nil }
+        switch s.headDim {
+        case 64: return "d64"
+        case 128: return "d128"
+        default: return nil
+        }
+    }
+
     // q (B,H,Tq,D), k, v (B,H,Tk,D) -> out (B,H,Tq,D), lse (B,H,Tq); or packed qkv (B,T,3·H·D) -> out (B,T,H·D).
     public func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, _ shape: AttentionShape) {
         let variant = Self.attentionVariant(shape)
         guard shape.batch * shape.heads > 0, shape.queryTime > 0 else { return }
+        if let tc = tensorCoreVariant(shape) {
+            launch(Self.tensorCoreUnit, "nd_attn_tc_forward_" + tc, grid: Self.attentionGrid(rows: shape.queryTime, shape),
+                   block: (128, 1, 1), [arg(q), arg(k), arg(v), arg(out), arg(lse), .value(AttentionParameters(shape))])
+            return
+        }
         launch(Self.attentionUnit, "nd_attn_forward_" + variant, grid: Self.attentionGrid(rows: shape.queryTime, shape),
                block: (256, 1, 1), [arg(q), arg(k), arg(v), arg(out), arg(lse), .value(AttentionParameters(shape))])
     }
@@ -68,6 +86,14 @@ extension CUDABackend {
             let delta = scratch(bytes: deltaBytes)
             launch(Self.attentionUnit, "nd_attn_backward_delta", grid: ((rows + 7) / 8, 1, 1), block: (256, 1, 1),
                    [arg(out), arg(dout), .pointer(delta), parameters])
+            if let tc = tensorCoreVariant(shape) {
+                launch(Self.tensorCoreUnit, "nd_attn_tc_dq_" + tc, grid: Self.attentionGrid(rows: shape.queryTime, shape),
+                       block: (128, 1, 1), [arg(q), arg(k), arg(v), arg(dout), arg(lse), .pointer(delta), arg(dq), parameters])
+                launch(Self.tensorCoreUnit, "nd_attn_tc_dkdv_" + tc, grid: Self.attentionGrid(rows: shape.keyTime, shape),
+                       block: (128, 1, 1), [arg(q), arg(k), arg(v), arg(dout), arg(lse), .pointer(delta), arg(dk), arg(dv), parameters])
+                releaseScratch(delta, bytes: deltaBytes)
+                return
+            }
             launch(Self.attentionUnit, "nd_attn_backward_dq_" + variant, grid: Self.attentionGrid(rows: shape.queryTime, shape),
                    block: (256, 1, 1), [arg(q), arg(k), arg(v), arg(dout), arg(lse), .pointer(delta), arg(dq), parameters])
             launch(Self.attentionUnit, "nd_attn_backward_dkdv_" + variant, grid: Self.attentionGrid(rows: shape.keyTime, shape),

@@ -19,6 +19,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let allocator: DeviceCachingAllocator
     /// fp32 GEMMs on TF32 tensor cores (`device.tf32: true`).
     public var tf32 = false
+    /// Attention with bf16 products on tensor cores under bf16 mixed precision (head sizes 64,
+    /// 128); false (`NANODECODER_ATTENTION=fp32`) keeps the fp32 kernels.
+    public var tensorCoreAttention: Bool
     private let modules: [String: CUDAContext.Module]
     /// Pinned host memory that writes go through (nil when the driver would not pin any).
     private let staging: PinnedStaging?
@@ -44,6 +47,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         modules = loaded
         blas = try CUBLASLt(context: gpu, environment: environment)
         staging = try? PinnedStaging(context: gpu, environment: environment)
+        tensorCoreAttention = environment["NANODECODER_ATTENTION"] != "fp32"
         allocator = DeviceCachingAllocator(deviceName: "\(device) (\(gpu.device.name))", allocate: { [gpu] in try gpu.allocate($0) },
                                            free: { [gpu] in gpu.release($0) }, synchronize: { [gpu] in try? gpu.synchronize() })
     }

@@ -49,11 +49,15 @@ public struct AttentionShape: Sendable, Equatable {
     public var dropout: Float
     public var seed: UInt64, offset: UInt64
     public var packed: Bool
+    /// The element type the products Q·Kᵀ and P·V (and backward's) may take their operands in:
+    /// float32, or bfloat16 under bf16 mixed precision, which lets a GPU run them on tensor cores
+    /// (fp32 accumulation, softmax and lse). A backend may compute in float32 regardless (the CPU does).
+    public var productType: DType
     public init(batch: Int, heads: Int, queryTime: Int, keyTime: Int, headDim: Int, scale: Float, causal: Bool,
-                dropout: Float, seed: UInt64, offset: UInt64, packed: Bool = false) {
+                dropout: Float, seed: UInt64, offset: UInt64, packed: Bool = false, productType: DType = .float32) {
         self.batch = batch; self.heads = heads; self.queryTime = queryTime; self.keyTime = keyTime; self.headDim = headDim
         self.scale = scale; self.causal = causal; self.dropout = dropout; self.seed = seed; self.offset = offset
-        self.packed = packed
+        self.packed = packed; self.productType = productType
     }
 
     /// Element offsets of head h (= batch index · heads + head) in q, k, v and out, and the

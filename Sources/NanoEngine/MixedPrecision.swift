@@ -3,7 +3,9 @@
 /// round their float32 operands to bfloat16 (float16) and multiply them with float32
 /// accumulation and a float32 result. Everything else
 /// stays float32: weights (the master copy the optimizer updates), gradients, optimizer state,
-/// normalisation, softmax, attention, losses and every reduction.
+/// normalisation, softmax, losses and every reduction. Fused attention is told the compute type
+/// (`AttentionShape.productType`): under bfloat16 a GPU runs its two products on bf16 tensor
+/// cores with fp32 softmax and accumulation; the CPU keeps it float32.
 ///
 /// The decision is taken when an op runs forward and kept by its backward closure, so backward
 /// multiplies in the same precision wherever it runs. A matrix product saves its bfloat16

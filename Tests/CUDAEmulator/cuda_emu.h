@@ -651,7 +651,7 @@ extern "C" char __stop_nd_emu_shared[] __attribute__((weak, visibility("hidden")
 namespace nd_emu {
 
 enum FiberState : int { kReady, kBarrier, kWarpOp, kDone };
-enum WarpOp : int { kShflIdx, kShflUp, kShflDown, kShflXor, kBallot, kAny, kAll, kSyncWarp, kReduce, kMatch };
+enum WarpOp : int { kShflIdx, kShflUp, kShflDown, kShflXor, kBallot, kAny, kAll, kSyncWarp, kReduce, kMatch, kMma };
 inline const char *warp_op_name(int op) {
     switch (op) {
     case kShflIdx: return "__shfl_sync";
@@ -663,6 +663,7 @@ inline const char *warp_op_name(int op) {
     case kAll: return "__all_sync";
     case kSyncWarp: return "__syncwarp";
     case kReduce: return "__reduce_*_sync";
+    case kMma: return "mma.sync";
     default: return "__match_*_sync";
     }
 }
@@ -1377,3 +1378,62 @@ inline void launch(void (*kernel)(A...), const char *name, unsigned max_threads,
 }
 
 } // namespace nd_emu
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core MMA: PTX's mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32, which kernels write
+// as inline assembly; under the emulator they call nd_emu_mma_m16n8k16_bf16 instead (see
+// EngineAttentionTC). It is a warp-collective operation, as on a GPU: every lane deposits its
+// fragment registers, the 16×16 A, 16×8 B and 16×8 C tiles are rebuilt from all 32 lanes with the
+// PTX ISA's fragment layout (groupID = lane / 4, t = lane % 4; A: {a0,a1} = A[g][2t, 2t+1],
+// {a2,a3} = A[g+8][2t, 2t+1], {a4,a5} = A[g][2t+8, 2t+9], {a6,a7} = A[g+8][2t+8, 2t+9};
+// B: {b0,b1} = B[2t, 2t+1][g], {b2,b3} = B[2t+8, 2t+9][g]; C, D: {c0,c1} = C[g][2t, 2t+1],
+// {c2,c3} = C[g+8][2t, 2t+1]; the lower-indexed element in the low 16 bits), and each lane takes
+// its four values of D = A·B + C (fp32 products of the bf16 operands, summed in k order). So the
+// lanes' own loads and stores of fragments are checked against that layout. All 32 lanes must
+// take part.
+
+namespace nd_emu {
+inline float bf16_bits_to_float(unsigned bits) { return bit_cast<float>((bits & 0xffffu) << 16); }
+} // namespace nd_emu
+
+inline void nd_emu_mma_m16n8k16_bf16(float d[4], const unsigned a[4], const unsigned b[2], const float c[4], const char *file = __builtin_FILE(),
+                                     int line = __builtin_LINE()) {
+    using namespace nd_emu;
+    unsigned parts;
+    unsigned long long mine[5] = {(unsigned long long)a[0] | (unsigned long long)a[1] << 32,
+                                  (unsigned long long)a[2] | (unsigned long long)a[3] << 32,
+                                  (unsigned long long)b[0] | (unsigned long long)b[1] << 32,
+                                  (unsigned long long)bit_cast<unsigned>(c[0]) | (unsigned long long)bit_cast<unsigned>(c[1]) << 32,
+                                  (unsigned long long)bit_cast<unsigned>(c[2]) | (unsigned long long)bit_cast<unsigned>(c[3]) << 32};
+    unsigned long long all[5][32];
+    for (int round = 0; round < 5; round++) {
+        const unsigned long long *bank = warp_exchange(kMma, 0xffffffffu, mine[round], file, line, &parts);
+        if (parts != 0xffffffffu) fatal("mma.sync (%s:%d) needs all 32 lanes of the warp (lanes 0x%08x take part)", file, line, parts);
+        for (int l = 0; l < 32; l++) all[round][l] = bank[l];
+    }
+    float A[16][16], B[16][8], C[16][8];
+    for (int l = 0; l < 32; l++) {
+        int g = l >> 2, t = l & 3;
+        unsigned ra[4] = {(unsigned)all[0][l], (unsigned)(all[0][l] >> 32), (unsigned)all[1][l], (unsigned)(all[1][l] >> 32)};
+        unsigned rb[2] = {(unsigned)all[2][l], (unsigned)(all[2][l] >> 32)};
+        float rc[4] = {bit_cast<float>((unsigned)all[3][l]), bit_cast<float>((unsigned)(all[3][l] >> 32)),
+                       bit_cast<float>((unsigned)all[4][l]), bit_cast<float>((unsigned)(all[4][l] >> 32))};
+        for (int e = 0; e < 2; e++) {
+            A[g][2 * t + e] = bf16_bits_to_float(ra[0] >> (16 * e));
+            A[g + 8][2 * t + e] = bf16_bits_to_float(ra[1] >> (16 * e));
+            A[g][2 * t + 8 + e] = bf16_bits_to_float(ra[2] >> (16 * e));
+            A[g + 8][2 * t + 8 + e] = bf16_bits_to_float(ra[3] >> (16 * e));
+            B[2 * t + e][g] = bf16_bits_to_float(rb[0] >> (16 * e));
+            B[2 * t + 8 + e][g] = bf16_bits_to_float(rb[1] >> (16 * e));
+            C[g][2 * t + e] = rc[e];
+            C[g + 8][2 * t + e] = rc[2 + e];
+        }
+    }
+    int g = (int)rt.cur->lane >> 2, t = (int)rt.cur->lane & 3;
+    int rows[4] = {g, g, g + 8, g + 8}, cols[4] = {2 * t, 2 * t + 1, 2 * t, 2 * t + 1};
+    for (int e = 0; e < 4; e++) {
+        float acc = C[rows[e]][cols[e]];
+        for (int k = 0; k < 16; k++) acc += A[rows[e]][k] * B[k][cols[e]];
+        d[e] = acc;
+    }
+}

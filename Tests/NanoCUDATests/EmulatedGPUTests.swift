@@ -163,13 +163,18 @@ struct EmulatedGPUTests {
         #expect(texts[0] == texts[1] && texts[0].contains("ROMEO:"), "greedy samples differ:\n\(texts[0])\n---\n\(texts[1])")
     }
 
-    /// bf16 (cuBLASLt bf16 operands) and fp16 (with loss scaling) on the emulated GPU, and the MoE
+    /// bf16 (cuBLASLt bf16 operands; attention on the tensor-core kernels where the head size is
+    /// 64) and fp16 (with loss scaling) on the emulated GPU, and the MoE
     /// model (routing read back to the host, grouped expert GEMMs), against the CPU.
     @Test func mixedPrecisionAndMoEOnTheGPUTrackTheCPU() throws {
         let work = NSTemporaryDirectory() + "emu-mixed-\(UUID().uuidString)"
         let bf16 = ["--set", "training.mixed_precision=bf16"]
         expectClose(try train(work, "bf16-gpu", ["--device", "cuda"] + bf16).steps, try train(work, "bf16-cpu", ["--device", "cpu"] + bf16).steps,
                     loss: 1e-3, norm: 1e-2, "bf16 cuda vs cpu")
+        // Head size 64: attention's products on the tensor-core kernels (bf16 operands, mma.sync).
+        let tensorCores = ["--set", "training.mixed_precision=bf16", "--set", "model.n_embd=64", "--set", "model.n_head=1"]
+        expectClose(try train(work, "tc-gpu", ["--device", "cuda"] + tensorCores).steps, try train(work, "tc-cpu", ["--device", "cpu"] + tensorCores).steps,
+                    loss: 1e-3, norm: 1e-2, "bf16 with tensor-core attention, cuda vs cpu")
         let fp32 = try train(work, "fp32-gpu", ["--device", "cuda"]).steps
         let fp16 = try train(work, "fp16-gpu", ["--device", "cuda", "--set", "training.mixed_precision=fp16"])
         #expect(fp16.output.contains("dynamic loss scaling"), "\(fp16.output)")

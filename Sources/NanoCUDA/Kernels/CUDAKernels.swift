@@ -10,7 +10,7 @@ public enum CUDAKernels {
     /// The units `CUDABackend` runs the engine's ops with (one per family of `Backend` methods).
     public static var engine: [(name: String, source: String)] {
         [("engine_pointwise.cu", enginePointwise), ("engine_rows.cu", engineRows), ("engine_indexing.cu", engineIndexing),
-         ("engine_attention.cu", engineAttention)]
+         ("engine_attention.cu", engineAttention), ("engine_attention_tc.cu", engineAttentionTC)]
     }
 
     /// The `extern "C" __global__` entry points a source defines.

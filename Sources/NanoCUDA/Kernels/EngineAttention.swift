@@ -21,15 +21,8 @@
 // every element is written by one thread, so results are deterministic and nothing is zeroed first.
 
 extension CUDAKernels {
-    static let engineAttention = #"""
-#define ND_ATTN_TILE 64          // query rows / key rows of a tile
-#define ND_ATTN_LD 68            // row stride of a staged transposed tile: 64 + 4 keeps float4 alignment, no bank conflicts
-#define ND_ATTN_DC 32            // head-dim columns per step of a product over D
-#define ND_ATTN_BUF (2 * ND_ATTN_DC * ND_ATTN_LD)
-#define ND_ATTN_LOG2E 1.4426950408889634f
-#define ND_ATTN_LN2 0.6931471805599453f
-#define ND_ATTN_NEG_INF (-__int_as_float(0x7f800000))
-
+    /// The attention kernels' parameters and head layout, shared by the fp32 and tensor-core units.
+    static let attentionLayout = #"""
 // The host's AttentionParameters (CUDABackend+Attention.swift), field for field: 80 bytes.
 struct AttnParams {
     long long batchHeads, heads, tq, tk, d;
@@ -57,6 +50,18 @@ __device__ __forceinline__ AttnHead nd_attn_head(const AttnParams& p, long long 
     }
     return a;
 }
+"""#
+
+    static let engineAttention = #"""
+#define ND_ATTN_TILE 64          // query rows / key rows of a tile
+#define ND_ATTN_LD 68            // row stride of a staged transposed tile: 64 + 4 keeps float4 alignment, no bank conflicts
+#define ND_ATTN_DC 32            // head-dim columns per step of a product over D
+#define ND_ATTN_BUF (2 * ND_ATTN_DC * ND_ATTN_LD)
+#define ND_ATTN_LOG2E 1.4426950408889634f
+#define ND_ATTN_LN2 0.6931471805599453f
+#define ND_ATTN_NEG_INF (-__int_as_float(0x7f800000))
+
+\#(attentionLayout)
 
 \#(philox)
 

@@ -22,7 +22,8 @@ extension Tensor {
         let gen = generator ?? Generator.default
         let offset = p > 0 ? gen.reserve(count: b * h * t * tk) : 0
         let shape = AttentionShape(batch: b, heads: h, queryTime: t, keyTime: tk, headDim: d, scale: scale ?? 1 / Float(d).squareRoot(),
-                                   causal: causal, dropout: p, seed: gen.seed, offset: offset)
+                                   causal: causal, dropout: p, seed: gen.seed, offset: offset,
+                                   productType: MixedPrecision.compute == .bfloat16 ? .bfloat16 : .float32)
         let out = try q.emptyLike(q.shape), lse = try q.emptyLike([b, h, t])
         q.backend.attention(q: q, k: k, v: v, out: out, lse: lse, shape)
         return record("attention", output: out, inputs: [q, k, v]) { g in
@@ -51,7 +52,8 @@ extension Tensor {
         let gen = generator ?? Generator.default
         let offset = dropout > 0 ? gen.reserve(count: b * heads * t * t) : 0
         let shape = AttentionShape(batch: b, heads: heads, queryTime: t, keyTime: t, headDim: d, scale: scale ?? 1 / Float(d).squareRoot(),
-                                   causal: true, dropout: dropout, seed: gen.seed, offset: offset, packed: true)
+                                   causal: true, dropout: dropout, seed: gen.seed, offset: offset, packed: true,
+                                   productType: MixedPrecision.compute == .bfloat16 ? .bfloat16 : .float32)
         let out = try qkv.emptyLike([b, t, c]), lse = try qkv.emptyLike([b, heads, t])
         qkv.backend.attention(q: qkv, k: qkv, v: qkv, out: out, lse: lse, shape)
         return record("attention", output: out, inputs: [qkv]) { g in
