@@ -12,6 +12,11 @@ public final class CachingAllocator: StorageAllocator, @unchecked Sendable {
     public private(set) var liveBytes = 0
     /// The most bytes live tensors held at once; what a perfect allocator would need.
     public private(set) var peakLiveBytes = 0
+    /// Starts a new peak from what is live now (to measure one stretch of work).
+    public func resetPeak() {
+        lock.lock(); defer { lock.unlock() }
+        peakLiveBytes = liveBytes
+    }
     /// The most bytes obtained from the system at once.
     public private(set) var peakReservedBytes = 0
     /// Number of system allocations made so far.

@@ -130,9 +130,11 @@ public final class DenseGPT: LanguageModel {
         return try finalNorm(x)
     }
 
-    /// Mean next-token cross-entropy of tokens [B, T] against targets [B, T].
+    /// Mean next-token cross-entropy of tokens [B, T] against targets [B, T]. The head and the
+    /// loss are fused over chunks of rows, so the [B·T, vocab] logits never exist whole.
     public func loss(_ tokens: Tensor, targets: Tensor, training: Bool = false) throws -> ModelLoss {
-        let lm = try self(tokens, training: training).crossEntropy(targets: targets)
+        let lm = try Tensor.linearCrossEntropy(hidden: hiddenStates(tokens, training: training),
+                                               weight: head?.weight ?? tokenEmbedding.weight, targets: targets)
         return ModelLoss(total: lm, lm: lm)
     }
 

@@ -90,7 +90,7 @@ public final class MoEGPT: LanguageModel {
     public func loss(_ tokens: Tensor, targets: Tensor, training: Bool = false) throws -> ModelLoss {
         let moe = config.moe!
         let (hidden, reports) = try forward(tokens, cache: nil, training: training)
-        let lm = try hidden.linear(weight: head?.weight ?? tokenEmbedding.weight).crossEntropy(targets: targets)
+        let lm = try Tensor.linearCrossEntropy(hidden: hidden, weight: head?.weight ?? tokenEmbedding.weight, targets: targets)
         var result = ModelLoss(total: lm, lm: lm, reports: reports)
         let aux = reports.compactMap(\.auxLoss), z = reports.compactMap(\.zLoss)
         if !aux.isEmpty {

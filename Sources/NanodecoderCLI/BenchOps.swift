@@ -12,6 +12,7 @@ struct BenchOps: ParsableCommand {
     @Option(help: "Timed repetitions per measurement (the median is reported).") var repeats = 20
     @Option(help: "Rows (tokens) for the GPT shapes.") var rows = 4096
     @Option(help: "Model width.") var width = 384
+    @Option(help: "Rows for the GPT-2 language-model head (0 skips it).") var headRows = 2048
 
     func run() throws {
         let backend = CPUBackend.shared
@@ -34,6 +35,41 @@ struct BenchOps: ParsableCommand {
             print("")
         }
         try benchAttention()
+        if headRows > 0 {
+            print("")
+            try benchLanguageModelHead(backend)
+        }
+    }
+
+    /// The GPT-2 head (vocabulary 50304, width 768) and its cross-entropy, forward and backward:
+    /// unfused (logits and their gradient for every row) against `Tensor.linearCrossEntropy`
+    /// (chunks of rows), time and the allocator's peak of live bytes above what was live before.
+    private func benchLanguageModelHead(_ backend: CPUBackend) throws {
+        let (n, c, v) = (headRows, 768, 50304)
+        let hidden = try Tensor.randn([n, c], generator: Generator(seed: 3))
+        let weight = try Tensor.randn([v, c], std: 0.02, generator: Generator(seed: 4))
+        let targets = try Tensor(indices: (0..<n).map { Int32(($0 * 7919) % v) }, shape: [n])
+        hidden.requiresGrad = true; weight.requiresGrad = true
+        var results: [(name: String, seconds: Double, peak: Int)] = []
+        for (name, loss) in [("unfused: linear + crossEntropy", { try hidden.linear(weight: weight).crossEntropy(targets: targets) }),
+                             ("fused: linearCrossEntropy     ", { try Tensor.linearCrossEntropy(hidden: hidden, weight: weight, targets: targets) })]
+            as [(String, () throws -> Tensor)] {
+            var peak = 0
+            let seconds = try median(repeats: 3, warmUp: 1) {
+                hidden.grad = nil; weight.grad = nil
+                backend.allocator.resetPeak()
+                let before = backend.allocator.liveBytes
+                try loss().backward()
+                peak = backend.allocator.peakLiveBytes - before
+            }
+            results.append((name, seconds, peak))
+        }
+        let chunk = Swift.max(1, Swift.min(n, (1 << 25) / v))
+        print(String(format: "LM head + cross-entropy, %d rows × %d → %d (fused in chunks of %d rows), forward+backward:", n, c, v, chunk))
+        for r in results {
+            print(String(format: "  %@  %.0f ms, peak %.0f MB (%.2f× the unfused time, %.2f× its memory)", r.name, r.seconds * 1e3,
+                         Double(r.peak) / 1e6, r.seconds / results[0].seconds, Double(r.peak) / Double(max(results[0].peak, 1))))
+        }
     }
 
     /// Fused causal attention forward and backward at workload B's shape (heads of 64), against
@@ -50,10 +86,10 @@ struct BenchOps: ParsableCommand {
                      batch, time, heads, dim, forward * 1e3, flops / forward / 1e9, both * 1e3, 3.5 * flops / both / 1e9))
     }
 
-    private func median(_ body: () throws -> Void) rethrows -> Double {
-        for _ in 0..<3 { try body() }
+    private func median(repeats: Int? = nil, warmUp: Int = 3, _ body: () throws -> Void) rethrows -> Double {
+        for _ in 0..<warmUp { try body() }
         var times: [Double] = []
-        for _ in 0..<repeats {
+        for _ in 0..<(repeats ?? self.repeats) {
             let t0 = DispatchTime.now().uptimeNanoseconds
             try body()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)

@@ -97,3 +97,55 @@ import Testing
         for (i, name) in ["y", "dx", "dw", "db"].enumerated() { try expectClose(results[0][i], results[1][i], name, tolerance: 1e-6) }
     }
 }
+
+/// The LM head fused with its cross-entropy over chunks of rows gives the unfused head's loss and
+/// gradients, for any chunk size, with ignored rows, and under bf16 autocast.
+@Suite struct LinearCrossEntropyTests {
+    func unfused(_ h: Tensor, _ w: Tensor, _ t: Tensor) throws -> (Float, [Float], [Float]) {
+        let hh = try h.detached(), ww = try w.detached()
+        hh.requiresGrad = true; ww.requiresGrad = true
+        let loss = try hh.linear(weight: ww).crossEntropy(targets: t)
+        try loss.backward()
+        return (try loss.item(), try hh.grad!.toArray(), try ww.grad!.toArray())
+    }
+
+    func fused(_ h: Tensor, _ w: Tensor, _ t: Tensor, chunk: Int?) throws -> (Float, [Float], [Float]) {
+        let hh = try h.detached(), ww = try w.detached()
+        hh.requiresGrad = true; ww.requiresGrad = true
+        let loss = try Tensor.linearCrossEntropy(hidden: hh, weight: ww, targets: t, chunkRows: chunk)
+        try (loss * Tensor.full([], value: 3)).backward()   // an upstream gradient other than 1
+        return (try loss.item(), try hh.grad!.toArray().map { $0 / 3 }, try ww.grad!.toArray().map { $0 / 3 })
+    }
+
+    func worst(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) / max(1e-3, abs($1)) }.max() ?? 0 }
+
+    @Test func matchesTheUnfusedHeadForEveryChunkSize() throws {
+        let h = try randomTensor([3, 7, 16], seed: 31), w = try randomTensor([40, 16], seed: 32, scale: 0.3)
+        let t = try Tensor(indices: (0..<21).map { $0 % 5 == 2 ? -1 : Int32(($0 * 7) % 40) }, shape: [3, 7])
+        let (loss, dh, dw) = try unfused(h, w, t)
+        for chunk in [1, 4, 21, 100, nil] {
+            let (l, fh, fw) = try fused(h, w, t, chunk: chunk)
+            #expect(abs(l - loss) <= 1e-6 * abs(loss), "chunk \(String(describing: chunk)): loss \(l) vs \(loss)")
+            #expect(worst(fh, dh) <= 1e-4 && worst(fw, dw) <= 1e-4, "chunk \(String(describing: chunk)): d hidden \(worst(fh, dh)), d weight \(worst(fw, dw))")
+        }
+        try MixedPrecision.run(.bfloat16) {
+            let (l16, h16, w16) = try unfused(h, w, t), (lf, hf, wf) = try fused(h, w, t, chunk: 5)
+            #expect(abs(lf - l16) <= 1e-4 * abs(l16) && worst(hf, h16) <= 2e-2 && worst(wf, w16) <= 2e-2, "bf16: \(lf) vs \(l16)")
+        }
+    }
+
+    @Test func withoutGradientsOnlyTheLossIsMadeAndBadInputIsNamed() throws {
+        let h = try randomTensor([4, 8], seed: 33), w = try randomTensor([10, 8], seed: 34)
+        let t = try Tensor(indices: [1, 2, 3, 9], shape: [4])
+        let loss = try Tensor.linearCrossEntropy(hidden: h, weight: w, targets: t, chunkRows: 3)
+        #expect(!loss.requiresGrad)
+        #expect(abs(try loss.item() - (try h.linear(weight: w).crossEntropy(targets: t).item())) < 1e-6)
+        #expect { try Tensor.linearCrossEntropy(hidden: h, weight: w, targets: try Tensor(indices: [1, 2, 3], shape: [3])) } throws: {
+            "\($0)".contains("linearCrossEntropy") && "\($0)".contains("[4, 8]")
+        }
+        #expect { try Tensor.linearCrossEntropy(hidden: h, weight: w, targets: t, chunkRows: 0) } throws: { "\($0)".contains("chunkRows 0") }
+        #expect { try Tensor.linearCrossEntropy(hidden: h, weight: w, targets: try Tensor(indices: [1, 2, 3, 10], shape: [4])) } throws: {
+            "\($0)".contains("10")
+        }
+    }
+}

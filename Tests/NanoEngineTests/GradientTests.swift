@@ -80,6 +80,15 @@ import Testing
         try gradCheck("crossEntropy", [x]) { try $0[0].crossEntropy(targets: targets, ignoreIndex: -1) }
     }
 
+    /// The fused LM head + cross-entropy, in chunks that do not divide the rows, with ignored rows.
+    @Test func linearCrossEntropyGradientsMatchFiniteDifferences() throws {
+        let hidden = try randomTensor([2, 5, 6], seed: 23), weight = try randomTensor([9, 6], seed: 24, scale: 0.5)
+        let targets = try Tensor(indices: [3, -1, 8, 0, 7, 7, -1, 1, 2, 4], shape: [2, 5])
+        try gradCheck("linearCrossEntropy", [hidden, weight]) {
+            try Tensor.linearCrossEntropy(hidden: $0[0], weight: $0[1], targets: targets, chunkRows: 3)
+        }
+    }
+
     @Test func attentionGradientsMatchFiniteDifferences() throws {
         let q = try randomTensor([2, 2, 7, 20], seed: 19), k = try randomTensor([2, 2, 7, 20], seed: 20)
         let v = try randomTensor([2, 2, 7, 20], seed: 21)
