@@ -8,7 +8,8 @@
 #                                     # CUDAGPT train-check, engine training on cuda vs cpu and
 #                                     # CUDA graph vs eager (50 steps each)
 #   bash bench/gpu_session.sh train   # bf16 and fp16 runs on the GPU against fp32 (300 steps)
-#   bash bench/gpu_session.sh speed   # GPT-2 124M: nanodecoder (bf16, TF32) vs PyTorch + torch.compile
+#   bash bench/gpu_session.sh speed   # GPT-2 124M: nanodecoder (bf16, TF32) vs PyTorch + torch.compile;
+#                                     # bf16 with fp32-core attention; batch 32
 #   bash bench/gpu_session.sh cpu     # this host's CPU: bench ops (bf16 matmul support) and workload B
 set -uo pipefail
 phase=${1:-check}
@@ -80,6 +81,10 @@ speed)
     step "$nd" bench train --workload GPT2 --device cuda --precision bf16 --batch $batch --steps 10 --warmup 3 --compile --data "$data"
     step python3 bench/pytorch_gpt2_gpu.py --batch $batch --steps 10 --warmup 5
   done
+  # Attention on fp32 cores instead of bf16 tensor cores: what EngineAttentionTC is worth.
+  step env NANODECODER_ATTENTION=fp32 "$nd" bench train --workload GPT2 --device cuda --precision bf16 --batch 16 --steps 10 --warmup 3 --compile --data "$data"
+  # The fused LM head keeps no [tokens, vocab] logits: a batch of 32 should fit where it did not.
+  step "$nd" bench train --workload GPT2 --device cuda --precision bf16 --batch 32 --steps 10 --warmup 3 --compile --data "$data"
   step "$nd" bench train --workload GPT2 --device cuda --tf32 --batch 8 --steps 10 --warmup 3 --data "$data"
   step python3 bench/pytorch_gpt2_gpu.py --precision fp32 --tf32 --batch 8 --steps 10 --warmup 5
   ;;
