@@ -48,10 +48,10 @@ extension CUDABackend {
     }
 
     /// The tensor-core kernels' suffix (Kernels/EngineAttentionTC.swift) when they serve `shape`:
-    /// bf16 products, no dropout, head size 64 or 128; nil: the fp32 kernels.
-    /// `NANODECODER_ATTENTION=fp32` keeps the fp32 kernels everywhere.
+    /// bf16 products, no dropout, head size 64 or 128, a GPU with bf16 tensor cores (sm_80 and
+    /// newer); nil: the fp32 kernels. `NANODECODER_ATTENTION=fp32` keeps the fp32 kernels everywhere.
     private func tensorCoreVariant(_ s: AttentionShape) -> String? {
-        guard s.productType == .bfloat16, s.dropout == 0, tensorCoreAttention else { return nil }
+        guard s.productType == .bfloat16, s.dropout == 0, tensorCoreAttention, gpu.device.architecture >= 80 else { return nil }
         switch s.headDim {
         case 64: return "d64"
         case 128: return "d128"

@@ -23,6 +23,7 @@ public protocol DeviceCollective: AnyObject {
     func reduceScatterSum(_ t: Tensor, into shard: Tensor) throws
 
     /// Writes into contiguous `all` (size × `part`'s elements) every rank's `part`, in rank order.
+    /// `part` may be this rank's place in `all` (in place, as NCCL allows).
     func allGather(_ part: Tensor, into all: Tensor) throws
 
     /// Makes work enqueued on the device from now on wait for every reduction enqueued so far.

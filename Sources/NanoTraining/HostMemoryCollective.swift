@@ -41,8 +41,12 @@ public final class HostMemoryCollective: DeviceCollective {
         guard all.count == part.count * size else {
             throw TensorError.invalidArgument(op: "HostMemoryCollective.allGather", message: "\(size) parts of \(part.shape) do not make \(all.shape)")
         }
-        try run("allGather", [part, all]) { [communicator] in
-            try communicator.allGather(send: $0[0].pointer(as: Float.self), receive: $0[1].pointer(as: Float.self), countPerRank: $0[0].count)
+        try run("allGather", [part, all]) { [communicator] tensors in
+            // MPI forbids overlapping send and receive buffers: an in-place part is sent from a copy.
+            let send = Array(UnsafeBufferPointer(start: tensors[0].pointer(as: Float.self), count: tensors[0].count))
+            try send.withUnsafeBufferPointer { buffer in
+                try communicator.allGather(send: buffer.baseAddress!, receive: tensors[1].pointer(as: Float.self), countPerRank: buffer.count)
+            }
         }
     }
 

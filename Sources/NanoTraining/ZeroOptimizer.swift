@@ -101,11 +101,14 @@ public final class ZeroOneAdamW: Optimizer {
         for s in segments {
             try mine.flatView(start: s.shardStart, count: s.count).assign(try parameters[s.parameter].tensor.flatView(start: s.start, count: s.count))
         }
-        let gathered = try Tensor.zeros([shardSize * communicator.size], device: device)
+        let gathered: Tensor
         if let collective {
-            try collective.allGather(mine, into: gathered)
+            // In place: this rank's shard already sits at its place in the flat vector.
+            try collective.allGather(mine, into: flatParameters)
             try collective.waitForReductions()
+            gathered = flatParameters
         } else {
+            gathered = try Tensor.zeros([shardSize * communicator.size], device: device)
             try communicator.allGather(send: mine.pointer(as: Float.self), receive: gathered.pointer(as: Float.self), countPerRank: shardSize)
         }
         for (i, (_, p)) in parameters.enumerated() {

@@ -88,10 +88,12 @@ __device__ __forceinline__ void nd_mma(nd_frag_c& c, const nd_frag_a& a, const n
         unsigned bh[2] = {b.r[2 * h], b.r[2 * h + 1]};
         float in[4] = {x[0], x[1], x[2], x[3]};
         nd_emu_mma_m16n8k16_bf16(x, a.r, bh, in);
-#else
+#elif __CUDA_ARCH__ >= 800
         asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                      : "+f"(x[0]), "+f"(x[1]), "+f"(x[2]), "+f"(x[3])
                      : "r"(a.r[0]), "r"(a.r[1]), "r"(a.r[2]), "r"(a.r[3]), "r"(b.r[2 * h]), "r"(b.r[2 * h + 1]));
+#else
+        __trap();   // bf16 mma needs sm_80; the host never launches these kernels on older GPUs
 #endif
     }
 }

@@ -13,8 +13,9 @@ extension Tensor {
     /// share of d weight. Backward only multiplies the two by the upstream gradient, on the device
     /// (nothing is read back, so a recorded graph can hold it). The products are the ones an
     /// unfused head and backward run, in the same precision (bf16 operands under bf16 autocast);
-    /// peak extra memory is two chunks of logits plus d hidden and d weight, instead of the logits
-    /// and their gradient for every row (GPT-2, 16 × 1024 tokens: 2 × 3.3 GB). Under fp16 autocast
+    /// peak extra memory is a chunk's logits and their gradient (and its bf16 copy under
+    /// autocast) plus d hidden and d weight, instead of the logits and their gradient for every
+    /// row (GPT-2, 16 × 1024 tokens: 2 × 3.3 GB). Under fp16 autocast
     /// the head runs unfused: a unit-scale gradient in fp16 would underflow before the loss scale
     /// could lift it.
     /// hidden: [..., C]; weight: [V, C]; targets: [...] (int32), the leading shape of hidden.
