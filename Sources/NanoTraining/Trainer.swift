@@ -237,41 +237,48 @@ public final class Trainer {
             var lossSum: Float = 0, tokens = 0
             var parts = MoEStepStats()
             var replayed = false
-            if compiling, let lm = task as? LanguageModelTask {
-                if let step = compiled {
-                    if let r = try step.run(task: lm, generator: dataGenerator, shard: shard, learningRate: lr) {
-                        (lossSum, tokens, replayed) = (r.lossSum, r.tokens, true)
+            do {
+                if compiling, let lm = task as? LanguageModelTask {
+                    if let step = compiled {
+                        if let r = try step.run(task: lm, generator: dataGenerator, shard: shard, learningRate: lr) {
+                            (lossSum, tokens, replayed) = (r.lossSum, r.tokens, true)
+                        } else {
+                            log("compile: the batch shape changed; running eagerly from here on")
+                            (compiled, compiling) = (nil, false)
+                        }
+                    } else if device == .cpu {
+                        let c = try CompiledStep.capture(task: lm, microSteps: config.gradientAccumulationSteps,
+                                                         generator: dataGenerator, shard: shard)
+                        (compiled, lossSum, tokens, replayed) = (c.step, c.lossSum, c.tokens, true)
+                        log("compile: \(c.step.summary) at step \(it); later steps replay them")
+                    } else if warmedUp {
+                        // The optimizer joins the graph unless fp16 loss scaling decides on the host.
+                        let c = try GraphStep.capture(task: lm, device: device, microSteps: config.gradientAccumulationSteps,
+                                                      generator: dataGenerator, shard: shard, bucketer: bucketer,
+                                                      optimizer: state.lossScaler == nil ? optimizer as? AdamW : nil,
+                                                      maxNorm: config.gradClip, learningRate: lr)
+                        (compiled, lossSum, tokens, replayed) = (c.step, c.lossSum, c.tokens, true)
+                        log("compile: recorded a \(c.step.summary) at step \(it), after a warm-up step; later steps replay it")
                     } else {
-                        log("compile: the batch shape changed; running eagerly from here on")
-                        (compiled, compiling) = (nil, false)
+                        warmedUp = true   // this step runs eagerly; the next one is recorded
                     }
-                } else if device == .cpu {
-                    let c = try CompiledStep.capture(task: lm, microSteps: config.gradientAccumulationSteps,
-                                                     generator: dataGenerator, shard: shard)
-                    (compiled, lossSum, tokens, replayed) = (c.step, c.lossSum, c.tokens, true)
-                    log("compile: \(c.step.summary) at step \(it); later steps replay them")
-                } else if warmedUp {
-                    // The optimizer joins the graph unless fp16 loss scaling decides on the host.
-                    let c = try GraphStep.capture(task: lm, device: device, microSteps: config.gradientAccumulationSteps,
-                                                  generator: dataGenerator, shard: shard, bucketer: bucketer,
-                                                  optimizer: state.lossScaler == nil ? optimizer as? AdamW : nil,
-                                                  maxNorm: config.gradClip, learningRate: lr)
-                    (compiled, lossSum, tokens, replayed) = (c.step, c.lossSum, c.tokens, true)
-                    log("compile: recorded a \(c.step.summary) at step \(it), after a warm-up step; later steps replay it")
-                } else {
-                    warmedUp = true   // this step runs eagerly; the next one is recorded
                 }
-            }
-            if !replayed { task.module.zeroGrad() }
-            for micro in 0..<(replayed ? 0 : config.gradientAccumulationSteps) {
-                let (loss, n) = try task.trainingLoss(step: it, micro: micro, generator: dataGenerator, shard: shard)
-                lossSum += try loss.lm.item()
-                tokens += n
-                try parts.add(loss, steps: config.gradientAccumulationSteps)
-                // fp16: backward starts from the loss scale; clipGradients divides it out again.
-                let seed = try Tensor.full([], value: (state.lossScaler?.scale ?? 1) / Float(config.gradientAccumulationSteps))
-                try GradientBucketer.backward(loss.total, seed: seed,
-                                              reducingWith: micro == config.gradientAccumulationSteps - 1 ? bucketer : nil)
+                if !replayed { task.module.zeroGrad() }
+                for micro in 0..<(replayed ? 0 : config.gradientAccumulationSteps) {
+                    let (loss, n) = try task.trainingLoss(step: it, micro: micro, generator: dataGenerator, shard: shard)
+                    lossSum += try loss.lm.item()
+                    tokens += n
+                    try parts.add(loss, steps: config.gradientAccumulationSteps)
+                    // fp16: backward starts from the loss scale; clipGradients divides it out again.
+                    let seed = try Tensor.full([], value: (state.lossScaler?.scale ?? 1) / Float(config.gradientAccumulationSteps))
+                    try GradientBucketer.backward(loss.total, seed: seed,
+                                                  reducingWith: micro == config.gradientAccumulationSteps - 1 ? bucketer : nil)
+                }
+            } catch let error as TensorError where "\(error)".contains("out of memory") {
+                // The step does not fit on the device: say which settings shrink it.
+                throw ConfigError(file: "config", key: "training.batch_size", message: "\(error)\nbatch_size \(config.batchSize) × block_size "
+                                  + "\(config.blockSize) does not fit on \(config.device): lower training.batch_size (raise gradient_accumulation_steps "
+                                  + "to keep the global batch), or model.block_size")
             }
             if communicator.isDistributed {
                 // The logged loss is the mean over ranks; tokens are counted over all ranks.

@@ -192,11 +192,24 @@ CUresult cuCtxSetCurrent(void *) { return CUDA_SUCCESS; }
 CUresult cuCtxGetCurrent(void **ctx) { *ctx = &dummyContext; return CUDA_SUCCESS; }
 CUresult cuCtxSynchronize() { return CUDA_SUCCESS; }
 
+/// Device memory in use, and the limit NANODECODER_EMU_MEMORY_MB sets (default: none), so tests can
+/// run the out-of-memory paths.
+static size_t allocatedBytes = 0;
+static size_t memoryLimit() {
+    static size_t limit = [] { const char *v = getenv("NANODECODER_EMU_MEMORY_MB"); return v ? (size_t)atoll(v) << 20 : (size_t)-1; }();
+    return limit;
+}
+
 CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t bytes) {
+    {
+        std::lock_guard<std::mutex> g(lock);
+        if (allocatedBytes + bytes > memoryLimit()) return CUDA_ERROR_OUT_OF_MEMORY;
+    }
     void *m = aligned_alloc(256, (bytes + 255) / 256 * 256);
     if (!m) return CUDA_ERROR_OUT_OF_MEMORY;
     memset(m, 0xFF, bytes);
     std::lock_guard<std::mutex> g(lock);
+    allocatedBytes += bytes;
     allocations[(CUdeviceptr)m] = bytes;
     *p = (CUdeviceptr)m;
     return CUDA_SUCCESS;
@@ -205,6 +218,7 @@ CUresult cuMemFree_v2(CUdeviceptr p) {
     std::lock_guard<std::mutex> g(lock);
     auto it = allocations.find(p);
     if (it == allocations.end()) return CUDA_ERROR_INVALID_VALUE;
+    allocatedBytes -= it->second;
     allocations.erase(it);
     free((void *)p);
     return CUDA_SUCCESS;

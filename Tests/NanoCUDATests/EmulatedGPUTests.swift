@@ -37,14 +37,27 @@ struct EmulatedGPUTests {
     }
 
     /// Runs the binary against the emulated GPU (`schedule`: the emulator's thread order).
-    func nanodecoder(_ arguments: [String], schedule: String = "inorder") throws -> (status: Int32, output: String) {
+    func nanodecoder(_ arguments: [String], schedule: String = "inorder", environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
         let out = try Self.emulator.get()
         return try Self.run(Self.binary, arguments, environment: [
             "NANODECODER_CUDA_PATH": out + ":" + Self.repoRoot + "/.cuda-site",
             "NANODECODER_EMU_KERNELS": out + "/kernels",
             "NANODECODER_EMU_SCHEDULE": schedule,
             "NANODECODER_THREADS": "1",
-        ])
+        ].merging(environment) { $1 })
+    }
+
+    /// A step that does not fit in device memory (the fake driver limited to 60 MB) ends the run
+    /// with the allocator's account and the settings that shrink the step, not a crash.
+    @Test func runningOutOfDeviceMemoryNamesTheBatchSize() throws {
+        let data = try Self.dataset.get(), work = NSTemporaryDirectory() + "emu-oom-\(UUID().uuidString)"
+        let r = try nanodecoder(["train", "--overwrite", "--device", "cuda", "--set", "data.dataset=\(data)", "--set", "output.out_dir=\(work)",
+                                 "--set", "model.n_layer=2", "--set", "model.n_head=2", "--set", "model.n_embd=64", "--set", "model.block_size=64",
+                                 "--set", "training.batch_size=64", "--set", "training.max_iters=2", "--set", "training.eval_interval=2",
+                                 "--set", "training.eval_iters=1", "--set", "tracking.plots=false", "--set", "tracking.sample_tokens=0"],
+                                environment: ["NANODECODER_EMU_MEMORY_MB": "60"])
+        #expect(r.status != 0 && r.output.contains("is out of memory allocating") && r.output.contains("held by live tensors")
+                && r.output.contains("lower training.batch_size"), "\(r.output)")
     }
 
     /// The emulator itself: its barriers, shuffles, conversions and misuse detection, and real
