@@ -7,12 +7,11 @@
 // Q, K, V, dO and the weights P (and dS) are rounded to bf16 for the products; scores, softmax,
 // lse and every accumulation are fp32. A block is 4 warps; each warp owns 16 rows of the block's
 // 64-row tile and computes their products as 16×16 tiles from operands staged in shared memory
-// (bf16, rows padded by 8 elements). Row-wise steps (softmax, masking, scaling) read the products
-// from a per-warp fp32 tile in shared memory, which keeps them independent of the fragment layout:
+// (bf16, rows padded by 8 elements). In backward, row-wise steps (masking, dS) read the products
+// from a per-warp fp32 tile in shared memory; the forward works on the fragments directly:
 //
-//   forward   two passes over the key tiles: the first finds each row's max and sum (online),
-//             the second accumulates O = Σ P·V with P already normalised, so the accumulators
-//             never need rescaling. One Q·Kᵀ more than FlashAttention-2; simpler.
+//   forward   FlashAttention-2's loop over key tiles of 64, scores and weights kept in registers
+//             (the fragment layout is known): online max and sum per row, the output rescaled.
 //   dq        per 64 query rows over key tiles of 32: S = Q·Kᵀ, dP = dO·Vᵀ, dS = P ∘ (dP − δ)·scale,
 //             dQ += dS·K.
 //   dkdv      per 64 key rows over query tiles of 32: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO,
@@ -20,8 +19,8 @@
 // As in the fp32 unit, the gradients take two passes instead of atomics: each element is written
 // by one thread, results are deterministic, nothing is zeroed first.
 //
-// Shared memory stays under the 48 KB a launch gets without opting in: 45 KB for the forward
-// with D = 64 (key tiles of 64), at most 41 KB elsewhere (key or query tiles of 32). Not yet run
+// Shared memory stays under the 48 KB a launch gets without opting in: the forward holds a K and
+// a V tile (18 KB for D = 64, 35 KB for D = 128), backward at most 41 KB (tiles of 32). Not yet run
 // on a GPU: the emulated GPU runs these lane by lane and checks the fragments against the layout.
 
 extension CUDAKernels {
@@ -135,103 +134,124 @@ __device__ __forceinline__ void nd_tc_store(float* g, long long ld, long long r0
     __syncwarp();
 }
 
-// Forward: 64 query rows per block (warp w: rows 16w ...), key tiles of BC.
-template <int D, int BC>
+// Forward, FlashAttention-2's loop: 64 query rows per block (warp w: rows 16w ...), key tiles of
+// 64. A warp's scores stay in its accumulator fragments: lane (g, t) holds, of each 16×16 score
+// tile, rows g and g + 8 at columns 2t, 2t+1 and 8+2t, 9+2t, so a row's max and sum are the
+// lane's own values reduced over the 4 lanes of its quad (shuffles by 1 and 2). The running max
+// rescales the output fragments row by row, and the weights P go straight from the score
+// fragments into the A fragments of P·V (the accumulator layout of a 16×16 tile is the A layout).
+template <int D>
 __device__ __forceinline__ void nd_tc_forward(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                                               float* __restrict__ out, float* __restrict__ lse, const AttnParams& p) {
-    const int LD = D + 8, LS = BC + 4, LP = BC + 8;
-    __shared__ __align__(128) nd_bf16 kv[2 * BC * LD];        // K tile, V tile (Q tile first: 64 ≤ 2·BC rows)
-    __shared__ __align__(128) float scores[4][16 * LS];       // a warp's scores, then its output tiles
-    __shared__ __align__(128) nd_bf16 weights[4][16 * LP];    // a warp's normalised weights P
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int BC = 64, LD = D + 8;
+    __shared__ __align__(128) nd_bf16 kv[2 * BC * LD];   // K tile, V tile (the Q tile first)
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const long long tiles = (p.tq + 63) / 64, h = blockIdx.x / tiles, q0 = (blockIdx.x % tiles) * 64;
     const AttnHead a = nd_attn_head(p, h);
     const long long shift = p.tk - p.tq;
-    float* s = scores[warp];
-    nd_bf16* w = weights[warp];
 
+    nd_frag_a qa[D / 16];
     nd_tc_stage<D>(kv, q + a.q, a.row, q0, 64, p.tq);
     __syncthreads();
-    nd_frag_a qa[D / 16];
 #pragma unroll
     for (int c = 0; c < D / 16; c++) nd_load_a(qa[c], kv + warp * 16 * LD + c * 16, LD);
     __syncthreads();
 
-    // Lanes 2r and 2r + 1 share row r of the warp's 16, each half of the tile's columns.
-    const int r = lane >> 1, half = lane & 1;
-    const long long i = q0 + warp * 16 + r, position = shift + i;
-    const long long keyEnd = p.causal ? nd_attn_min(p.tk, shift + q0 + 64) : p.tk;
-    float m = ND_TC_NEG_INF, l = 0.0f, top = 0.0f;   // running max and sum (base 2); top = m + log2(l)
-    nd_frag_c acc, o[D / 16];
+    // This lane's two rows (g and g + 8 of the warp's 16) and their key positions.
+    const long long row0 = q0 + warp * 16 + g;
+    const long long position[2] = {shift + row0, shift + row0 + 8};
+    float m[2] = {ND_TC_NEG_INF, ND_TC_NEG_INF}, l[2] = {0.0f, 0.0f};   // running max and sum, base 2
+    nd_frag_c o[D / 16];
 #pragma unroll
     for (int c = 0; c < D / 16; c++) nd_fill(o[c], 0.0f);
+    const long long keyEnd = p.causal ? nd_attn_min(p.tk, shift + q0 + 64) : p.tk;
 
-    for (int pass = 0; pass < 2; pass++) {
-        for (long long k0 = 0; k0 < keyEnd; k0 += BC) {
-            nd_tc_stage<D>(kv, k + a.k, a.row, k0, BC, p.tk);
-            if (pass == 1) nd_tc_stage<D>(kv + BC * LD, v + a.v, a.row, k0, BC, p.tk);
-            __syncthreads();
-            // S = Q·Kᵀ for the warp's 16 rows: Kᵀ read column-major from the K tile.
-            for (int n = 0; n < BC / 16; n++) {
-                nd_fill(acc, 0.0f);
+    for (long long k0 = 0; k0 < keyEnd; k0 += BC) {
+        nd_tc_stage<D>(kv, k + a.k, a.row, k0, BC, p.tk);
+        nd_tc_stage<D>(kv + BC * LD, v + a.v, a.row, k0, BC, p.tk);
+        __syncthreads();
+        nd_frag_c s[BC / 16];
 #pragma unroll
-                for (int c = 0; c < D / 16; c++) {
-                    nd_frag_b kb;
-                    nd_load_b_col(kb, kv + n * 16 * LD + c * 16, LD);
-                    nd_mma(acc, qa[c], kb);
-                }
-                nd_store_c(s + n * 16, LS, acc);
-            }
-            __syncwarp();
-            if (pass == 0) {
-                float tileMax = ND_TC_NEG_INF;
-                for (int j = half * (BC / 2); j < (half + 1) * (BC / 2); j++) {
-                    long long key = k0 + j;
-                    if (key < p.tk && (!p.causal || key <= position)) tileMax = fmaxf(tileMax, s[r * LS + j] * p.scaleLog2);
-                }
-                float next = fmaxf(m, tileMax);
-                if (next != ND_TC_NEG_INF) {
-                    float sum = 0.0f;
-                    for (int j = half * (BC / 2); j < (half + 1) * (BC / 2); j++) {
-                        long long key = k0 + j;
-                        if (key < p.tk && (!p.causal || key <= position)) sum += exp2f(s[r * LS + j] * p.scaleLog2 - next);
-                    }
-                    l = l * exp2f(m - next) + sum;   // exp2f(−inf) = 0 on the first visible tile
-                    m = next;
-                }
-            } else {
-                for (int j = half * (BC / 2); j < (half + 1) * (BC / 2); j++) {
-                    long long key = k0 + j;
-                    bool visible = key < p.tk && (!p.causal || key <= position);
-                    w[r * LP + j] = __float2bfloat16_rn(visible ? exp2f(s[r * LS + j] * p.scaleLog2 - top) : 0.0f);
-                }
-                __syncwarp();
-                // O += P·V: V read row-major from the V tile.
-                for (int kk = 0; kk < BC / 16; kk++) {
-                    nd_frag_a pa;
-                    nd_load_a(pa, w + kk * 16, LP);
+        for (int n = 0; n < BC / 16; n++) {
+            nd_fill(s[n], 0.0f);
 #pragma unroll
-                    for (int c = 0; c < D / 16; c++) {
-                        nd_frag_b vb;
-                        nd_load_b_row(vb, kv + BC * LD + kk * 16 * LD + c * 16, LD);
-                        nd_mma(o[c], pa, vb);
-                    }
-                }
+            for (int c = 0; c < D / 16; c++) {
+                nd_frag_b kb;
+                nd_load_b_col(kb, kv + n * 16 * LD + c * 16, LD);
+                nd_mma(s[n], qa[c], kb);
             }
-            __syncthreads();   // the next tile overwrites K, V, the scores and the weights
         }
-        if (pass == 0) {
-            // The two halves of each row: one max and one sum; top = log2 Σ exp2(s) per row.
-            float mo = __shfl_xor_sync(0xffffffffu, m, 1), lo = __shfl_xor_sync(0xffffffffu, l, 1);
-            float mm = fmaxf(m, mo);
-            float total = (m == ND_TC_NEG_INF ? 0.0f : l * exp2f(m - mm)) + (mo == ND_TC_NEG_INF ? 0.0f : lo * exp2f(mo - mm));
-            top = mm + log2f(total);
-            if (half == 0 && i < p.tq) lse[h * p.tq + i] = top * ND_TC_LN2;
+        // Scores in base 2, masked; element e of half hh of tile n: row g + 8·(e / 2), key 16n + 8hh + 2t + e % 2.
+        float tileMax[2] = {ND_TC_NEG_INF, ND_TC_NEG_INF};
+#pragma unroll
+        for (int n = 0; n < BC / 16; n++)
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                int r = (i >> 1) & 1;
+                long long key = k0 + 16 * n + 8 * (i >> 2) + 2 * t + (i & 1);
+                bool visible = key < p.tk && (!p.causal || key <= position[r]);
+                float x = visible ? s[n].x[i] * p.scaleLog2 : ND_TC_NEG_INF;
+                s[n].x[i] = x;
+                tileMax[r] = fmaxf(tileMax[r], x);
+            }
+        float alpha[2], sum[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            tileMax[r] = fmaxf(tileMax[r], __shfl_xor_sync(0xffffffffu, tileMax[r], 1));
+            tileMax[r] = fmaxf(tileMax[r], __shfl_xor_sync(0xffffffffu, tileMax[r], 2));
+            float next = fmaxf(m[r], tileMax[r]);
+            alpha[r] = next == ND_TC_NEG_INF ? 1.0f : exp2f(m[r] - next);   // exp2f(−inf) = 0 on the first visible tile
+            m[r] = next;
         }
+        nd_frag_a pa[BC / 16];
+#pragma unroll
+        for (int n = 0; n < BC / 16; n++) {
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                int r = (i >> 1) & 1;
+                float w = m[r] == ND_TC_NEG_INF ? 0.0f : exp2f(s[n].x[i] - m[r]);
+                s[n].x[i] = w;
+                sum[r] += w;
+            }
+            // The accumulator layout of tile n is the A layout of P's 16 columns 16n ...
+            pa[n].r[0] = nd_tc_pack(__float2bfloat16_rn(s[n].x[0]), __float2bfloat16_rn(s[n].x[1]));
+            pa[n].r[1] = nd_tc_pack(__float2bfloat16_rn(s[n].x[2]), __float2bfloat16_rn(s[n].x[3]));
+            pa[n].r[2] = nd_tc_pack(__float2bfloat16_rn(s[n].x[4]), __float2bfloat16_rn(s[n].x[5]));
+            pa[n].r[3] = nd_tc_pack(__float2bfloat16_rn(s[n].x[6]), __float2bfloat16_rn(s[n].x[7]));
+        }
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 1);
+            sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 2);
+            l[r] = l[r] * alpha[r] + sum[r];
+        }
+#pragma unroll
+        for (int c = 0; c < D / 16; c++) {
+#pragma unroll
+            for (int i = 0; i < 8; i++) o[c].x[i] *= alpha[(i >> 1) & 1];
+#pragma unroll
+            for (int n = 0; n < BC / 16; n++) {   // O += P·V: V read row-major from the V tile
+                nd_frag_b vb;
+                nd_load_b_row(vb, kv + BC * LD + n * 16 * LD + c * 16, LD);
+                nd_mma(o[c], pa[n], vb);
+            }
+        }
+        __syncthreads();   // the next tile overwrites K and V
+    }
+    // out = O / l per row; lse = (m + log2 l)·ln 2. Each lane writes its own elements.
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        long long i = row0 + 8 * r;
+        if (t == 0 && i < p.tq) lse[h * p.tq + i] = (m[r] + log2f(l[r])) * ND_TC_LN2;
     }
 #pragma unroll
     for (int c = 0; c < D / 16; c++)
-        nd_tc_store(out + a.out, a.outRow, q0 + warp * 16, c * 16, p.tq, o[c], s, LS);
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            int r = (i >> 1) & 1;
+            long long row = row0 + 8 * r;
+            if (row < p.tq) out[a.out + row * a.outRow + c * 16 + 8 * (i >> 2) + 2 * t + (i & 1)] = o[c].x[i] / l[r];
+        }
 }
 
 // dQ: 64 query rows per block (warp w: rows 16w ...), key tiles of 32.
@@ -433,10 +453,10 @@ __device__ __forceinline__ void nd_tc_dkdv(const float* __restrict__ q, const fl
 }
 
 extern "C" __global__ void nd_attn_tc_forward_d64(const float* q, const float* k, const float* v, float* out, float* lse, AttnParams p) {
-    nd_tc_forward<64, 64>(q, k, v, out, lse, p);
+    nd_tc_forward<64>(q, k, v, out, lse, p);
 }
 extern "C" __global__ void nd_attn_tc_forward_d128(const float* q, const float* k, const float* v, float* out, float* lse, AttnParams p) {
-    nd_tc_forward<128, 32>(q, k, v, out, lse, p);
+    nd_tc_forward<128>(q, k, v, out, lse, p);
 }
 extern "C" __global__ void nd_attn_tc_dq_d64(const float* q, const float* k, const float* v, const float* dout,
                                                                    const float* lse, const float* delta, float* dq, AttnParams p) {
