@@ -6,22 +6,25 @@
 //
 // Q, K, V, dO and the weights P (and dS) are rounded to bf16 for the products; scores, softmax,
 // lse and every accumulation are fp32. A block is 4 warps; each warp owns 16 rows of the block's
-// 64-row tile and computes their products as 16×16 tiles from operands staged in shared memory
-// (bf16, rows padded by 8 elements). In backward, row-wise steps (masking, dS) read the products
-// from a per-warp fp32 tile in shared memory; the forward works on the fragments directly:
+// 64-row tile and computes their products as 16×16 tiles (two m16n8k16 MMAs each) from operands
+// staged in shared memory (bf16, rows padded by 8 elements). Scores, weights and their gradients
+// never leave registers: lane (g, t) of a warp holds rows g and g + 8 of each 16×16 accumulator
+// tile at columns 2t, 2t+1, 8+2t, 9+2t, so row-wise work (masks, softmax) reads the lane's own
+// values and reduces over the 4 lanes of its quad, and an accumulator tile is repacked in place
+// as the A operand of the next product (its layout is the A layout).
 //
-//   forward   FlashAttention-2's loop over key tiles of 64, scores and weights kept in registers
-//             (the fragment layout is known): online max and sum per row, the output rescaled.
-//   dq        per 64 query rows over key tiles of 32: S = Q·Kᵀ, dP = dO·Vᵀ, dS = P ∘ (dP − δ)·scale,
-//             dQ += dS·K.
-//   dkdv      per 64 key rows over query tiles of 32: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO,
-//             dK += dSᵀ·Q.
+//   forward   FlashAttention-2's loop over key tiles of 64: online max and sum per row, the
+//             output fragments rescaled, P fed straight into P·V.
+//   dq        per 64 query rows over key tiles (64 for D = 64, 32 for D = 128): S = Q·Kᵀ,
+//             dP = dO·Vᵀ, dS = P ∘ (dP − δ)·scale, dQ += dS·K.
+//   dkdv      per 64 key rows over query tiles (32, or 16 for D = 128): Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ,
+//             dV += Pᵀ·dO, dK += dSᵀ·Q.
 // As in the fp32 unit, the gradients take two passes instead of atomics: each element is written
 // by one thread, results are deterministic, nothing is zeroed first.
 //
-// Shared memory stays under the 48 KB a launch gets without opting in: the forward holds a K and
-// a V tile (18 KB for D = 64, 35 KB for D = 128), backward at most 41 KB (tiles of 32). Not yet run
-// on a GPU: the emulated GPU runs these lane by lane and checks the fragments against the layout.
+// Shared memory holds only operand tiles: at most 35 KB (the forward's K and V tiles for D = 128),
+// under the 48 KB a launch gets without opting in. Not yet run on a GPU: the emulated GPU runs
+// these lane by lane and checks every fragment against the PTX layout (cuda_emu.h).
 
 extension CUDAKernels {
     static let engineAttentionTC = #"""
@@ -118,20 +121,6 @@ __device__ __forceinline__ void nd_tc_stage(nd_bf16* sm, const float* g, long lo
         float x = r0 + r < limit ? g[(r0 + r) * row + c] : 0.0f;
         sm[r * (D + 8) + c] = __float2bfloat16_rn(x);
     }
-}
-
-// A warp's accumulator tile (16 × 16, columns c0 ... c0 + 15 of rows r0 ...) into global memory at
-// g[row · ld + col], rows at or past `limit` left alone; staged through the warp's fp32 tile.
-__device__ __forceinline__ void nd_tc_store(float* g, long long ld, long long r0, int c0, long long limit,
-                                           const nd_frag_c& acc, float* tile, int ldTile) {
-    int lane = threadIdx.x & 31;
-    nd_store_c(tile, ldTile, acc);
-    __syncwarp();
-    for (int e = lane; e < 256; e += 32) {
-        int r = e / 16, c = e % 16;
-        if (r0 + r < limit) g[(r0 + r) * ld + c0 + c] = tile[r * ldTile + c];
-    }
-    __syncwarp();
 }
 
 // Forward, FlashAttention-2's loop: 64 query rows per block (warp w: rows 16w ...), key tiles of
@@ -254,23 +243,28 @@ __device__ __forceinline__ void nd_tc_forward(const float* __restrict__ q, const
         }
 }
 
-// dQ: 64 query rows per block (warp w: rows 16w ...), key tiles of 32.
-template <int D>
+// The fragment element i of a 16×16 accumulator tile sits at row g + 8·rowHalf(i), column
+// colInTile(i, t) of the tile; the A fragment of the same 16×16 values packs them pairwise.
+__device__ __forceinline__ int nd_tc_row_half(int i) { return (i >> 1) & 1; }
+__device__ __forceinline__ int nd_tc_col(int i, int t) { return 8 * (i >> 2) + 2 * t + (i & 1); }
+__device__ __forceinline__ void nd_tc_to_a(nd_frag_a& f, const float x[8]) {
+    f.r[0] = nd_tc_pack(__float2bfloat16_rn(x[0]), __float2bfloat16_rn(x[1]));
+    f.r[1] = nd_tc_pack(__float2bfloat16_rn(x[2]), __float2bfloat16_rn(x[3]));
+    f.r[2] = nd_tc_pack(__float2bfloat16_rn(x[4]), __float2bfloat16_rn(x[5]));
+    f.r[3] = nd_tc_pack(__float2bfloat16_rn(x[6]), __float2bfloat16_rn(x[7]));
+}
+
+// dQ: 64 query rows per block (warp w: rows 16w ...), key tiles of BC; S, dP and dS in registers.
+template <int D, int BC>
 __device__ __forceinline__ void nd_tc_dq(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                                          const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
                                          float* __restrict__ dq, const AttnParams& p) {
-    const int BC = 32, LD = D + 8, LS = BC + 4, LP = BC + 8;
-    __shared__ __align__(128) nd_bf16 kv[2 * BC * LD];        // the Q tile, then the dO tile (64 rows); then K and V tiles
-    __shared__ __align__(128) float scores[4][16 * LS];       // P
-    __shared__ __align__(128) float grads[4][16 * LS];        // dP
-    __shared__ __align__(128) nd_bf16 weights[4][16 * LP];    // dS
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int LD = D + 8;
+    __shared__ __align__(128) nd_bf16 kv[2 * (BC > 32 ? BC : 32) * LD];   // the Q, then dO tile (64 rows); then K and V tiles
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const long long tiles = (p.tq + 63) / 64, h = blockIdx.x / tiles, q0 = (blockIdx.x % tiles) * 64;
     const AttnHead a = nd_attn_head(p, h);
     const long long shift = p.tk - p.tq;
-    float* s = scores[warp];
-    float* dp = grads[warp];
-    nd_bf16* w = weights[warp];
 
     nd_frag_a qa[D / 16], da[D / 16];
     nd_tc_stage<D>(kv, q + a.q, a.row, q0, 64, p.tq);
@@ -284,81 +278,83 @@ __device__ __forceinline__ void nd_tc_dq(const float* __restrict__ q, const floa
     for (int c = 0; c < D / 16; c++) nd_load_a(da[c], kv + warp * 16 * LD + c * 16, LD);
     __syncthreads();
 
-    const int r = lane >> 1, half = lane & 1;
-    const long long i = q0 + warp * 16 + r, position = shift + i;
-    const float top = i < p.tq ? lse[h * p.tq + i] * ND_TC_LOG2E : 0.0f;
-    const float di = i < p.tq ? delta[h * p.tq + i] : 0.0f;
-    const long long keyEnd = p.causal ? nd_attn_min(p.tk, shift + q0 + 64) : p.tk;
-    nd_frag_c acc, g[D / 16];
+    const long long row0 = q0 + warp * 16 + g;
+    float top[2], di[2];
+    long long position[2];
 #pragma unroll
-    for (int c = 0; c < D / 16; c++) nd_fill(g[c], 0.0f);
+    for (int r = 0; r < 2; r++) {
+        long long i = row0 + 8 * r;
+        top[r] = i < p.tq ? lse[h * p.tq + i] * ND_TC_LOG2E : 0.0f;
+        di[r] = i < p.tq ? delta[h * p.tq + i] : 0.0f;
+        position[r] = shift + i;
+    }
+    const long long keyEnd = p.causal ? nd_attn_min(p.tk, shift + q0 + 64) : p.tk;
+    nd_frag_c gq[D / 16];
+#pragma unroll
+    for (int c = 0; c < D / 16; c++) nd_fill(gq[c], 0.0f);
 
     for (long long k0 = 0; k0 < keyEnd; k0 += BC) {
         nd_tc_stage<D>(kv, k + a.k, a.row, k0, BC, p.tk);
         nd_tc_stage<D>(kv + BC * LD, v + a.v, a.row, k0, BC, p.tk);
         __syncthreads();
+        nd_frag_a dsa[BC / 16];
+#pragma unroll
         for (int n = 0; n < BC / 16; n++) {
-            nd_fill(acc, 0.0f);
+            nd_frag_c sc, dp;   // S = Q·Kᵀ and dP = dO·Vᵀ for keys 16n ...
+            nd_fill(sc, 0.0f);
+            nd_fill(dp, 0.0f);
 #pragma unroll
             for (int c = 0; c < D / 16; c++) {
-                nd_frag_b kb;
+                nd_frag_b kb, vb;
                 nd_load_b_col(kb, kv + n * 16 * LD + c * 16, LD);
-                nd_mma(acc, qa[c], kb);
-            }
-            nd_store_c(s + n * 16, LS, acc);
-            nd_fill(acc, 0.0f);
-#pragma unroll
-            for (int c = 0; c < D / 16; c++) {
-                nd_frag_b vb;
+                nd_mma(sc, qa[c], kb);
                 nd_load_b_col(vb, kv + BC * LD + n * 16 * LD + c * 16, LD);
-                nd_mma(acc, da[c], vb);
+                nd_mma(dp, da[c], vb);
             }
-            nd_store_c(dp + n * 16, LS, acc);
-        }
-        __syncwarp();
-        for (int j = half * (BC / 2); j < (half + 1) * (BC / 2); j++) {
-            long long key = k0 + j;
-            bool visible = i < p.tq && key < p.tk && (!p.causal || key <= position);
-            float pij = visible ? exp2f(s[r * LS + j] * p.scaleLog2 - top) : 0.0f;
-            w[r * LP + j] = __float2bfloat16_rn(pij * (dp[r * LS + j] - di) * p.scale);
-        }
-        __syncwarp();
-        // dQ += dS·K: K read row-major from the K tile.
-        for (int kk = 0; kk < BC / 16; kk++) {
-            nd_frag_a sa;
-            nd_load_a(sa, w + kk * 16, LP);
+            float ds[8];
 #pragma unroll
-            for (int c = 0; c < D / 16; c++) {
-                nd_frag_b kb;
-                nd_load_b_row(kb, kv + kk * 16 * LD + c * 16, LD);
-                nd_mma(g[c], sa, kb);
+            for (int i = 0; i < 8; i++) {
+                int r = nd_tc_row_half(i);
+                long long key = k0 + 16 * n + nd_tc_col(i, t);
+                bool visible = row0 + 8 * r < p.tq && key < p.tk && (!p.causal || key <= position[r]);
+                float pij = visible ? exp2f(sc.x[i] * p.scaleLog2 - top[r]) : 0.0f;
+                ds[i] = pij * (dp.x[i] - di[r]) * p.scale;
             }
+            nd_tc_to_a(dsa[n], ds);
         }
+        // dQ += dS·K: K read row-major from the K tile.
+#pragma unroll
+        for (int c = 0; c < D / 16; c++)
+#pragma unroll
+            for (int n = 0; n < BC / 16; n++) {
+                nd_frag_b kb;
+                nd_load_b_row(kb, kv + n * 16 * LD + c * 16, LD);
+                nd_mma(gq[c], dsa[n], kb);
+            }
         __syncthreads();
     }
 #pragma unroll
     for (int c = 0; c < D / 16; c++)
-        nd_tc_store(dq + a.q, a.row, q0 + warp * 16, c * 16, p.tq, g[c], s, LS);
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            long long row = row0 + 8 * nd_tc_row_half(i);
+            if (row < p.tq) dq[a.q + row * a.row + c * 16 + nd_tc_col(i, t)] = gq[c].x[i];
+        }
 }
 
-// dK, dV: 64 key rows per block (warp w: keys 16w ...), query tiles of 32.
-template <int D>
+// dK, dV: 64 key rows per block (warp w: keys 16w ...), query tiles of BR; Sᵀ, dPᵀ, Pᵀ and dSᵀ
+// in registers (rows are keys, columns queries).
+template <int D, int BR>
 __device__ __forceinline__ void nd_tc_dkdv(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                                            const float* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ delta,
                                            float* __restrict__ dk, float* __restrict__ dv, const AttnParams& p) {
-    const int BR = 32, LD = D + 8, LS = BR + 4, LP = BR + 8;
-    __shared__ __align__(128) nd_bf16 qd[2 * BR * LD];        // K then V tiles first (64 ≤ 2·BR rows); then Q and dO tiles
-    __shared__ __align__(128) float scores[4][16 * LS];       // Pᵀ
-    __shared__ __align__(128) float grads[4][16 * LS];        // dPᵀ
-    __shared__ __align__(128) nd_bf16 weights[4][16 * LP];    // Pᵀ, then dSᵀ, in bf16
+    const int LD = D + 8;
+    __shared__ __align__(128) nd_bf16 qd[(2 * BR > 64 ? 2 * BR : 64) * LD];   // the K, then V tile (64 rows); then Q and dO tiles
     __shared__ float rowTop[BR], rowDelta[BR];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const long long tiles = (p.tk + 63) / 64, h = blockIdx.x / tiles, k0 = (blockIdx.x % tiles) * 64;
     const AttnHead a = nd_attn_head(p, h);
     const long long shift = p.tk - p.tq;
-    float* s = scores[warp];
-    float* dp = grads[warp];
-    nd_bf16* w = weights[warp];
 
     nd_frag_a ka[D / 16], va[D / 16];
     nd_tc_stage<D>(qd, k + a.k, a.row, k0, 64, p.tk);
@@ -372,11 +368,10 @@ __device__ __forceinline__ void nd_tc_dkdv(const float* __restrict__ q, const fl
     for (int c = 0; c < D / 16; c++) nd_load_a(va[c], qd + warp * 16 * LD + c * 16, LD);
     __syncthreads();
 
-    const int r = lane >> 1, half = lane & 1;
-    const long long key = k0 + warp * 16 + r;
+    const long long key0 = k0 + warp * 16 + g;   // this lane's keys: key0 and key0 + 8
     // Queries that see any of this block's keys: position shift + i ≥ k0 when causal.
     const long long firstQuery = p.causal ? nd_attn_max(0, k0 - shift) / BR * BR : 0;
-    nd_frag_c acc, gk[D / 16], gv[D / 16];
+    nd_frag_c gk[D / 16], gv[D / 16];
 #pragma unroll
     for (int c = 0; c < D / 16; c++) { nd_fill(gk[c], 0.0f); nd_fill(gv[c], 0.0f); }
 
@@ -389,67 +384,56 @@ __device__ __forceinline__ void nd_tc_dkdv(const float* __restrict__ q, const fl
             rowDelta[threadIdx.x] = i < p.tq ? delta[h * p.tq + i] : 0.0f;
         }
         __syncthreads();
-        // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ for the warp's 16 keys: Qᵀ and dOᵀ read column-major.
+        nd_frag_a pta[BR / 16], dsa[BR / 16];
+#pragma unroll
         for (int n = 0; n < BR / 16; n++) {
-            nd_fill(acc, 0.0f);
+            nd_frag_c st, dpt;   // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ for queries 16n ...: Qᵀ and dOᵀ read column-major
+            nd_fill(st, 0.0f);
+            nd_fill(dpt, 0.0f);
 #pragma unroll
             for (int c = 0; c < D / 16; c++) {
-                nd_frag_b qb;
+                nd_frag_b qb, db;
                 nd_load_b_col(qb, qd + n * 16 * LD + c * 16, LD);
-                nd_mma(acc, ka[c], qb);
-            }
-            nd_store_c(s + n * 16, LS, acc);
-            nd_fill(acc, 0.0f);
-#pragma unroll
-            for (int c = 0; c < D / 16; c++) {
-                nd_frag_b db;
+                nd_mma(st, ka[c], qb);
                 nd_load_b_col(db, qd + BR * LD + n * 16 * LD + c * 16, LD);
-                nd_mma(acc, va[c], db);
+                nd_mma(dpt, va[c], db);
             }
-            nd_store_c(dp + n * 16, LS, acc);
-        }
-        __syncwarp();
-        for (int j = half * (BR / 2); j < (half + 1) * (BR / 2); j++) {
-            long long i = i0 + j;
-            bool visible = i < p.tq && key < p.tk && (!p.causal || key <= shift + i);
-            float pt = visible ? exp2f(s[r * LS + j] * p.scaleLog2 - rowTop[j]) : 0.0f;
-            s[r * LS + j] = pt;
-            w[r * LP + j] = __float2bfloat16_rn(pt);
-        }
-        __syncwarp();
-        // dV += Pᵀ·dO: dO read row-major.
-        for (int kk = 0; kk < BR / 16; kk++) {
-            nd_frag_a pa;
-            nd_load_a(pa, w + kk * 16, LP);
+            float pt[8], ds[8];
 #pragma unroll
-            for (int c = 0; c < D / 16; c++) {
-                nd_frag_b db;
-                nd_load_b_row(db, qd + BR * LD + kk * 16 * LD + c * 16, LD);
-                nd_mma(gv[c], pa, db);
+            for (int i = 0; i < 8; i++) {
+                int j = 16 * n + nd_tc_col(i, t);
+                long long query = i0 + j, key = key0 + 8 * nd_tc_row_half(i);
+                bool visible = query < p.tq && key < p.tk && (!p.causal || key <= shift + query);
+                pt[i] = visible ? exp2f(st.x[i] * p.scaleLog2 - rowTop[j]) : 0.0f;
+                ds[i] = pt[i] * (dpt.x[i] - rowDelta[j]) * p.scale;
             }
+            nd_tc_to_a(pta[n], pt);
+            nd_tc_to_a(dsa[n], ds);
         }
-        __syncwarp();   // every lane has read Pᵀ before it becomes dSᵀ
-        for (int j = half * (BR / 2); j < (half + 1) * (BR / 2); j++)
-            w[r * LP + j] = __float2bfloat16_rn(s[r * LS + j] * (dp[r * LS + j] - rowDelta[j]) * p.scale);
-        __syncwarp();
-        // dK += dSᵀ·Q: Q read row-major.
-        for (int kk = 0; kk < BR / 16; kk++) {
-            nd_frag_a sa;
-            nd_load_a(sa, w + kk * 16, LP);
+        // dV += Pᵀ·dO and dK += dSᵀ·Q: dO and Q read row-major.
 #pragma unroll
-            for (int c = 0; c < D / 16; c++) {
-                nd_frag_b qb;
-                nd_load_b_row(qb, qd + kk * 16 * LD + c * 16, LD);
-                nd_mma(gk[c], sa, qb);
+        for (int c = 0; c < D / 16; c++)
+#pragma unroll
+            for (int n = 0; n < BR / 16; n++) {
+                nd_frag_b db, qb;
+                nd_load_b_row(db, qd + BR * LD + n * 16 * LD + c * 16, LD);
+                nd_mma(gv[c], pta[n], db);
+                nd_load_b_row(qb, qd + n * 16 * LD + c * 16, LD);
+                nd_mma(gk[c], dsa[n], qb);
             }
-        }
         __syncthreads();   // the next query tile overwrites Q, dO and the row values
     }
 #pragma unroll
-    for (int c = 0; c < D / 16; c++) {
-        nd_tc_store(dk + a.k, a.row, k0 + warp * 16, c * 16, p.tk, gk[c], s, LS);
-        nd_tc_store(dv + a.v, a.row, k0 + warp * 16, c * 16, p.tk, gv[c], s, LS);
-    }
+    for (int c = 0; c < D / 16; c++)
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            long long key = key0 + 8 * nd_tc_row_half(i);
+            if (key < p.tk) {
+                int col = c * 16 + nd_tc_col(i, t);
+                dk[a.k + key * a.row + col] = gk[c].x[i];
+                dv[a.v + key * a.row + col] = gv[c].x[i];
+            }
+        }
 }
 
 extern "C" __global__ void nd_attn_tc_forward_d64(const float* q, const float* k, const float* v, float* out, float* lse, AttnParams p) {
@@ -460,19 +444,19 @@ extern "C" __global__ void nd_attn_tc_forward_d128(const float* q, const float* 
 }
 extern "C" __global__ void nd_attn_tc_dq_d64(const float* q, const float* k, const float* v, const float* dout,
                                                                    const float* lse, const float* delta, float* dq, AttnParams p) {
-    nd_tc_dq<64>(q, k, v, dout, lse, delta, dq, p);
+    nd_tc_dq<64, 64>(q, k, v, dout, lse, delta, dq, p);
 }
 extern "C" __global__ void nd_attn_tc_dq_d128(const float* q, const float* k, const float* v, const float* dout,
                                                                     const float* lse, const float* delta, float* dq, AttnParams p) {
-    nd_tc_dq<128>(q, k, v, dout, lse, delta, dq, p);
+    nd_tc_dq<128, 32>(q, k, v, dout, lse, delta, dq, p);
 }
 extern "C" __global__ void nd_attn_tc_dkdv_d64(const float* q, const float* k, const float* v, const float* dout,
                                                                      const float* lse, const float* delta, float* dk, float* dv, AttnParams p) {
-    nd_tc_dkdv<64>(q, k, v, dout, lse, delta, dk, dv, p);
+    nd_tc_dkdv<64, 32>(q, k, v, dout, lse, delta, dk, dv, p);
 }
 extern "C" __global__ void nd_attn_tc_dkdv_d128(const float* q, const float* k, const float* v, const float* dout,
                                                                       const float* lse, const float* delta, float* dk, float* dv, AttnParams p) {
-    nd_tc_dkdv<128>(q, k, v, dout, lse, delta, dk, dv, p);
+    nd_tc_dkdv<128, 16>(q, k, v, dout, lse, delta, dk, dv, p);
 }
 """#
 }
