@@ -123,6 +123,18 @@ __device__ __forceinline__ void nd_tc_stage(nd_bf16* sm, const float* g, long lo
     }
 }
 
+// This warp's 16 rows of the 64 rows r0 ... of a head's matrix as A fragments, staged in bf16
+// through `buffer` (64 rows of D + 8); every thread of the block takes part.
+template <int D>
+__device__ __forceinline__ void nd_tc_rows_as_a(nd_frag_a* f, nd_bf16* buffer, const float* g, long long row, long long r0, long long limit) {
+    nd_tc_stage<D>(buffer, g, row, r0, 64, limit);
+    __syncthreads();
+    const int warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int c = 0; c < D / 16; c++) nd_load_a(f[c], buffer + warp * 16 * (D + 8) + c * 16, D + 8);
+    __syncthreads();
+}
+
 // Forward, FlashAttention-2's loop: 64 query rows per block (warp w: rows 16w ...), key tiles of
 // 64. A warp's scores stay in its accumulator fragments: lane (g, t) holds, of each 16×16 score
 // tile, rows g and g + 8 at columns 2t, 2t+1 and 8+2t, 9+2t, so a row's max and sum are the
@@ -140,11 +152,7 @@ __device__ __forceinline__ void nd_tc_forward(const float* __restrict__ q, const
     const long long shift = p.tk - p.tq;
 
     nd_frag_a qa[D / 16];
-    nd_tc_stage<D>(kv, q + a.q, a.row, q0, 64, p.tq);
-    __syncthreads();
-#pragma unroll
-    for (int c = 0; c < D / 16; c++) nd_load_a(qa[c], kv + warp * 16 * LD + c * 16, LD);
-    __syncthreads();
+    nd_tc_rows_as_a<D>(qa, kv, q + a.q, a.row, q0, p.tq);
 
     // This lane's two rows (g and g + 8 of the warp's 16) and their key positions.
     const long long row0 = q0 + warp * 16 + g;
@@ -267,16 +275,8 @@ __device__ __forceinline__ void nd_tc_dq(const float* __restrict__ q, const floa
     const long long shift = p.tk - p.tq;
 
     nd_frag_a qa[D / 16], da[D / 16];
-    nd_tc_stage<D>(kv, q + a.q, a.row, q0, 64, p.tq);
-    __syncthreads();
-#pragma unroll
-    for (int c = 0; c < D / 16; c++) nd_load_a(qa[c], kv + warp * 16 * LD + c * 16, LD);
-    __syncthreads();
-    nd_tc_stage<D>(kv, dout + a.out, a.outRow, q0, 64, p.tq);
-    __syncthreads();
-#pragma unroll
-    for (int c = 0; c < D / 16; c++) nd_load_a(da[c], kv + warp * 16 * LD + c * 16, LD);
-    __syncthreads();
+    nd_tc_rows_as_a<D>(qa, kv, q + a.q, a.row, q0, p.tq);
+    nd_tc_rows_as_a<D>(da, kv, dout + a.out, a.outRow, q0, p.tq);
 
     const long long row0 = q0 + warp * 16 + g;
     float top[2], di[2];
@@ -357,16 +357,8 @@ __device__ __forceinline__ void nd_tc_dkdv(const float* __restrict__ q, const fl
     const long long shift = p.tk - p.tq;
 
     nd_frag_a ka[D / 16], va[D / 16];
-    nd_tc_stage<D>(qd, k + a.k, a.row, k0, 64, p.tk);
-    __syncthreads();
-#pragma unroll
-    for (int c = 0; c < D / 16; c++) nd_load_a(ka[c], qd + warp * 16 * LD + c * 16, LD);
-    __syncthreads();
-    nd_tc_stage<D>(qd, v + a.v, a.row, k0, 64, p.tk);
-    __syncthreads();
-#pragma unroll
-    for (int c = 0; c < D / 16; c++) nd_load_a(va[c], qd + warp * 16 * LD + c * 16, LD);
-    __syncthreads();
+    nd_tc_rows_as_a<D>(ka, qd, k + a.k, a.row, k0, p.tk);
+    nd_tc_rows_as_a<D>(va, qd, v + a.v, a.row, k0, p.tk);
 
     const long long key0 = k0 + warp * 16 + g;   // this lane's keys: key0 and key0 + 8
     // Queries that see any of this block's keys: position shift + i ≥ k0 when causal.
