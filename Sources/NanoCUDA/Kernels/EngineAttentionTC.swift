@@ -135,6 +135,19 @@ __device__ __forceinline__ void nd_tc_rows_as_a(nd_frag_a* f, nd_bf16* buffer, c
     __syncthreads();
 }
 
+// acc = A·Bᵀ for one 16×16 tile: this warp's 16 rows (A fragments over D) times 16 rows of a
+// staged bf16 matrix (row stride ld), read column-major as B: scores Q·Kᵀ, and dO·Vᵀ, K·Qᵀ, V·dOᵀ.
+template <int D>
+__device__ __forceinline__ void nd_tc_times_rows(nd_frag_c& acc, const nd_frag_a* a, const nd_bf16* rows, int ld) {
+    nd_fill(acc, 0.0f);
+#pragma unroll
+    for (int c = 0; c < D / 16; c++) {
+        nd_frag_b b;
+        nd_load_b_col(b, rows + c * 16, ld);
+        nd_mma(acc, a[c], b);
+    }
+}
+
 // Forward, FlashAttention-2's loop: 64 query rows per block (warp w: rows 16w ...), key tiles of
 // 64. A warp's scores stay in its accumulator fragments: lane (g, t) holds, of each 16×16 score
 // tile, rows g and g + 8 at columns 2t, 2t+1 and 8+2t, 9+2t, so a row's max and sum are the
@@ -169,15 +182,7 @@ __device__ __forceinline__ void nd_tc_forward(const float* __restrict__ q, const
         __syncthreads();
         nd_frag_c s[BC / 16];
 #pragma unroll
-        for (int n = 0; n < BC / 16; n++) {
-            nd_fill(s[n], 0.0f);
-#pragma unroll
-            for (int c = 0; c < D / 16; c++) {
-                nd_frag_b kb;
-                nd_load_b_col(kb, kv + n * 16 * LD + c * 16, LD);
-                nd_mma(s[n], qa[c], kb);
-            }
-        }
+        for (int n = 0; n < BC / 16; n++) nd_tc_times_rows<D>(s[n], qa, kv + n * 16 * LD, LD);
         // Scores in base 2, masked; element e of half hh of tile n: row g + 8·(e / 2), key 16n + 8hh + 2t + e % 2.
         float tileMax[2] = {ND_TC_NEG_INF, ND_TC_NEG_INF};
 #pragma unroll
@@ -301,16 +306,8 @@ __device__ __forceinline__ void nd_tc_dq(const float* __restrict__ q, const floa
 #pragma unroll
         for (int n = 0; n < BC / 16; n++) {
             nd_frag_c sc, dp;   // S = Q·Kᵀ and dP = dO·Vᵀ for keys 16n ...
-            nd_fill(sc, 0.0f);
-            nd_fill(dp, 0.0f);
-#pragma unroll
-            for (int c = 0; c < D / 16; c++) {
-                nd_frag_b kb, vb;
-                nd_load_b_col(kb, kv + n * 16 * LD + c * 16, LD);
-                nd_mma(sc, qa[c], kb);
-                nd_load_b_col(vb, kv + BC * LD + n * 16 * LD + c * 16, LD);
-                nd_mma(dp, da[c], vb);
-            }
+            nd_tc_times_rows<D>(sc, qa, kv + n * 16 * LD, LD);
+            nd_tc_times_rows<D>(dp, da, kv + BC * LD + n * 16 * LD, LD);
             float ds[8];
 #pragma unroll
             for (int i = 0; i < 8; i++) {
@@ -379,17 +376,9 @@ __device__ __forceinline__ void nd_tc_dkdv(const float* __restrict__ q, const fl
         nd_frag_a pta[BR / 16], dsa[BR / 16];
 #pragma unroll
         for (int n = 0; n < BR / 16; n++) {
-            nd_frag_c st, dpt;   // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ for queries 16n ...: Qᵀ and dOᵀ read column-major
-            nd_fill(st, 0.0f);
-            nd_fill(dpt, 0.0f);
-#pragma unroll
-            for (int c = 0; c < D / 16; c++) {
-                nd_frag_b qb, db;
-                nd_load_b_col(qb, qd + n * 16 * LD + c * 16, LD);
-                nd_mma(st, ka[c], qb);
-                nd_load_b_col(db, qd + BR * LD + n * 16 * LD + c * 16, LD);
-                nd_mma(dpt, va[c], db);
-            }
+            nd_frag_c st, dpt;   // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ for queries 16n ...
+            nd_tc_times_rows<D>(st, ka, qd + n * 16 * LD, LD);
+            nd_tc_times_rows<D>(dpt, va, qd + BR * LD + n * 16 * LD, LD);
             float pt[8], ds[8];
 #pragma unroll
             for (int i = 0; i < 8; i++) {
